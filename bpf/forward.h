@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Sending a packet on to its backend: the kernel's FIB names the next hop,
+ * its MAC addresses and the egress interface; then encapsulate and transmit.
+ */
+#ifndef LBD_FORWARD_H
+#define LBD_FORWARD_H
+
+#include "maps.h"
+#include "parsing.h"
+#include "encap.h"
+#include "icmp.h"
+
+#define NEIGH_EVENT_INTERVAL_NS 10000000ULL /* at most 100 events/s per CPU */
+
+/* Tells lbd that the FIB's next hop toward a backend has no neighbour entry. */
+static __always_inline void neigh_event(const struct bpf_fib_lookup *fib)
+{
+	struct lbd_neigh_event ev = {};
+	__u32 zero = 0;
+	__u64 now, *last;
+
+	last = bpf_map_lookup_elem(&neigh_rl, &zero);
+	if (!last)
+		return;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - *last < NEIGH_EVENT_INTERVAL_NS)
+		return;
+	*last = now;
+	ev.ifindex = fib->ifindex;
+	if (fib->family == AF_INET) {
+		ev.family = LBD_AF_INET;
+		ev.nexthop.w[0] = fib->ipv4_dst;
+	} else {
+		ev.family = LBD_AF_INET6;
+		__builtin_memcpy(&ev.nexthop, fib->ipv6_dst, sizeof(ev.nexthop));
+	}
+	if (bpf_ringbuf_output(&neigh_events, &ev, sizeof(ev), 0))
+		count(LBD_CNT_NEIGH_EVENT_LOST);
+}
+
+/* Routes, encapsulates and transmits. Returns the counter to record and sets
+ * *action. The packet is left untouched on every pass verdict. */
+static __always_inline __u32 forward(struct xdp_md *ctx, const struct packet *pkt,
+				     const struct lbd_backend *be, __u32 hash, int *action)
+{
+	struct bpf_fib_lookup fib = {};
+	struct lbd_addr src = {};
+	__u32 overhead, flags = 0;
+	int have_src, rc;
+
+	have_src = outer_source(be->family, hash, &src);
+	if (!have_src)
+		flags |= BPF_FIB_LOOKUP_SRC;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (be->family == LBD_AF_INET) {
+		overhead = LBD_IPIP_OVERHEAD;
+		fib.family = AF_INET;
+		fib.tos = pkt->tos;
+		fib.ipv4_src = src.w[0];
+		fib.ipv4_dst = be->addr.w[0];
+	} else {
+		overhead = LBD_IP6IP6_OVERHEAD;
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, &src, sizeof(src));
+		__builtin_memcpy(fib.ipv6_dst, &be->addr, sizeof(be->addr));
+	}
+	fib.tot_len = pkt->ip_len + overhead;
+
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), flags);
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		neigh_event(&fib);
+		return LBD_CNT_PASS_NO_NEIGH;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		if (pkt->icmp_error) /* never answer an ICMP error with one */
+			return LBD_CNT_PASS_TOO_BIG;
+		if (be->family == LBD_AF_INET)
+			return send_icmp4_too_big(ctx, pkt, fib.mtu_result - overhead, action);
+		return send_icmp6_too_big(ctx, pkt, fib.mtu_result - overhead, action);
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		*action = XDP_DROP;
+		return LBD_CNT_DROP_FIB_UNREACH;
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return LBD_CNT_PASS_FWD_DISABLED;
+	default:
+		return LBD_CNT_PASS_FIB_OTHER;
+	}
+
+	if (be->family == LBD_AF_INET) {
+		if (!have_src)
+			src.w[0] = fib.ipv4_src;
+		rc = encap_v4(ctx, pkt, &fib, src.w[0], be->addr.w[0]);
+	} else {
+		if (!have_src)
+			__builtin_memcpy(&src, fib.ipv6_src, sizeof(src));
+		rc = encap_v6(ctx, pkt, &fib, &src, &be->addr, hash);
+	}
+	if (rc) {
+		*action = XDP_DROP;
+		return LBD_CNT_DROP_ENCAP;
+	}
+	if (fib.ifindex == ctx->ingress_ifindex) {
+		*action = XDP_TX;
+		return LBD_CNT_TX;
+	}
+	*action = bpf_redirect(fib.ifindex, 0);
+	return LBD_CNT_REDIRECT;
+}
+
+#endif /* LBD_FORWARD_H */

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every struct, enum and constant that crosses the kernel boundary lives here.
+ * It is included by the BPF programs (bpf/) and by the C++ side (src/), which
+ * static_asserts sizes and offsets (src/lbd/kernel/layout_check.cpp). Change a
+ * layout here and bump LBD_ABI_VERSION: a running lbd refuses to adopt pinned
+ * maps of another ABI version.
+ *
+ * Addresses and ports are kept in network byte order, as on the wire.
+ */
+#ifndef LBD_SHARED_H
+#define LBD_SHARED_H
+
+#include <linux/types.h>
+
+#define LBD_ABI_VERSION 1
+
+/* Default map sizes; the real sizes are set from the config before load. */
+#ifndef LBD_DEFAULT_MAX_VIPS
+#define LBD_DEFAULT_MAX_VIPS 256
+#endif
+#ifndef LBD_DEFAULT_MAX_BACKENDS
+#define LBD_DEFAULT_MAX_BACKENDS 4096
+#endif
+#ifndef LBD_DEFAULT_RING_SIZE
+#define LBD_DEFAULT_RING_SIZE 65537
+#endif
+#ifndef LBD_DEFAULT_CONNTRACK_SIZE
+#define LBD_DEFAULT_CONNTRACK_SIZE 1048576
+#endif
+
+/* A ring slot or conntrack entry that points nowhere. */
+#define LBD_NO_BACKEND 0xffffffffu
+
+/* Address families as stored in the maps (the kernel's AF_* values). */
+#define LBD_AF_INET 2
+#define LBD_AF_INET6 10
+
+/* An IPv4 or IPv6 address, network byte order. IPv4 uses w[0], w[1..3] = 0. */
+struct lbd_addr {
+	__u32 w[4];
+};
+
+/* Key of the vips map. */
+struct lbd_vip_key {
+	struct lbd_addr addr;
+	__be16 port;
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* LBD_AF_INET or LBD_AF_INET6 */
+};
+
+/* How a VIP picks the backend of a new flow (see select.h). */
+enum lbd_algorithm {
+	LBD_ALG_MAGLEV = 0,
+	LBD_ALG_MAX,
+};
+
+/* Value of the vips map. */
+struct lbd_vip_meta {
+	__u32 vip_id;    /* index of the VIP's ring and of vip_stats */
+	__u32 flags;     /* LBD_VIP_F_* */
+	__u32 algorithm; /* enum lbd_algorithm */
+	__u32 reserved;
+};
+
+/* Value of the backends map, indexed by backend id. */
+struct lbd_backend {
+	struct lbd_addr addr;
+	__u32 gen;   /* changes when the id is reassigned or force-removed */
+	__u8 family; /* LBD_AF_INET or LBD_AF_INET6 */
+	__u8 flags;  /* LBD_BE_F_* */
+	__u16 reserved;
+};
+
+/* The id holds a live backend. Pinned flows may use it. */
+#define LBD_BE_F_VALID 0x1
+/* Health checks say down: pinned flows are re-scheduled. */
+#define LBD_BE_F_DOWN 0x2
+
+/* Key of the connection table: the client's 5-tuple as it arrives. */
+struct lbd_flow_key {
+	struct lbd_addr src;
+	struct lbd_addr dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 reserved;
+};
+
+/* Value of the connection table. */
+struct lbd_ct_value {
+	__u32 backend_id;
+	__u32 backend_gen; /* must equal backends[backend_id].gen to be used */
+	__u64 last_seen;   /* coarse ns clock; refreshed at most once a second */
+};
+
+/* The one entry of the config map: per-node settings userspace may change
+ * while running. */
+struct lbd_config {
+	/* Outer source of encapsulated packets: base | (flow hash & hostmask).
+	 * hostmask 0 means "always base" (the node's own address). */
+	struct lbd_addr src_v4_base;
+	struct lbd_addr src_v4_hostmask;
+	struct lbd_addr src_v6_base;
+	struct lbd_addr src_v6_hostmask;
+	__u32 flags; /* LBD_CFG_F_* */
+	__u32 reserved;
+};
+
+#define LBD_CFG_F_HAVE_SRC_V4 0x1
+#define LBD_CFG_F_HAVE_SRC_V6 0x2
+
+/* Per-VIP and per-backend statistics (per-CPU arrays; sum over CPUs). */
+struct lbd_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+};
+
+/* Why a packet got the verdict it got; one per-CPU counter each. The names
+ * (lbd_counter_name below) are what operators see. */
+enum lbd_counter {
+	LBD_CNT_TX = 0,           /* encapsulated, sent back out the ingress interface */
+	LBD_CNT_REDIRECT,         /* encapsulated, redirected to another interface */
+	LBD_CNT_PASS_NOT_IP,      /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	LBD_CNT_PASS_NOT_VIP,     /* IP, but not addressed to a VIP */
+	LBD_CNT_PASS_MALFORMED,   /* truncated or inconsistent headers */
+	LBD_CNT_PASS_FRAGMENT,    /* IPv4 fragment or IPv6 fragment header */
+	LBD_CNT_PASS_IP_OPTIONS,  /* IPv4 header with options */
+	LBD_CNT_PASS_IPV6_EXT,    /* IPv6 extension headers before L4 */
+	LBD_CNT_PASS_NO_NEIGH,    /* next hop has no neighbour entry yet */
+	LBD_CNT_PASS_FWD_DISABLED,/* forwarding disabled on the ingress interface */
+	LBD_CNT_PASS_FIB_OTHER,   /* any other FIB lookup result */
+	LBD_CNT_PASS_TOO_BIG,     /* too big once encapsulated, DF not set */
+	LBD_CNT_DROP_NO_BACKEND,  /* VIP has no backend to send to */
+	LBD_CNT_DROP_FIB_UNREACH, /* backend blackholed, unreachable or prohibited */
+	LBD_CNT_DROP_ENCAP,       /* could not grow or write the packet */
+	LBD_CNT_DROP_FAMILY,      /* backend family differs from the VIP's */
+	LBD_CNT_ICMP_TOO_BIG,     /* answered with ICMP frag-needed / PTB */
+	LBD_CNT_ICMP_ERR_FWD,     /* inbound ICMP error forwarded to a flow's backend */
+	LBD_CNT_CT_HIT,           /* connection table had the flow */
+	LBD_CNT_CT_MISS,          /* connection table did not have the flow */
+	LBD_CNT_CT_RESCHEDULE,    /* pinned backend force-removed or down: re-picked */
+	LBD_CNT_CT_UPDATE_FAIL,   /* connection table insert failed */
+	LBD_CNT_NEIGH_EVENT_LOST, /* could not tell lbd about a missing neighbour */
+	LBD_CNT_MAX,
+};
+
+#ifdef __cplusplus
+inline const char *lbd_counter_name(unsigned c)
+{
+	static const char *const names[LBD_CNT_MAX] = {
+		"tx", "redirect", "pass_not_ip", "pass_not_vip", "pass_malformed",
+		"pass_fragment", "pass_ip_options", "pass_ipv6_ext", "pass_no_neigh",
+		"pass_fwd_disabled", "pass_fib_other", "pass_too_big",
+		"drop_no_backend", "drop_fib_unreachable", "drop_encap", "drop_family",
+		"icmp_too_big_sent", "icmp_error_forwarded", "ct_hit", "ct_miss",
+		"ct_reschedule", "ct_update_fail", "neigh_event_lost",
+	};
+	return c < LBD_CNT_MAX ? names[c] : "unknown";
+}
+#endif
+
+/* Sent by the XDP program on the neigh_events ring buffer when the FIB has a
+ * route to a backend but no neighbour entry for its next hop; lbd asks the
+ * kernel to resolve it. */
+struct lbd_neigh_event {
+	struct lbd_addr nexthop;
+	__u32 ifindex;
+	__u32 family;
+};
+
+/* Encapsulation overheads. */
+#define LBD_IPIP_OVERHEAD 20
+#define LBD_IP6IP6_OVERHEAD 40
+
+#endif /* LBD_SHARED_H */

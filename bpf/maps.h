@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The maps of the load balancer program. Sizes here are defaults: lbd sets the
+ * real ones from its config before load. Layouts come from lbd_shared.h.
+ */
+#ifndef LBD_MAPS_H
+#define LBD_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "lbd_shared.h"
+
+/* Set by lbd before load. */
+const volatile __u32 ring_size = LBD_DEFAULT_RING_SIZE;
+const volatile __u32 hash_seed = 0x5eed;
+
+/* vips: lbd_vip_key -> lbd_vip_meta; written by lbd (map writer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lbd_vip_key);
+	__type(value, struct lbd_vip_meta);
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} vips SEC(".maps");
+
+/* ring: vip_id * ring_size + slot -> backend id (LBD_NO_BACKEND if none);
+ * written by lbd from the Maglev build. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS * 1021);
+} ring SEC(".maps");
+
+/* backends: backend id -> lbd_backend; written by lbd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_backend);
+	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
+} backends SEC(".maps");
+
+/* conntrack: client 5-tuple -> pinned backend; written by this program on
+ * new flows, read by lbd for flow counts. One hash shared by all CPUs (a
+ * flow is correct whichever CPU sees it) with per-CPU LRU lists so inserts
+ * do not contend on one lock; see docs/architecture.md for the measurement. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lbd_flow_key);
+	__type(value, struct lbd_ct_value);
+	__uint(max_entries, LBD_DEFAULT_CONNTRACK_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+} conntrack SEC(".maps");
+
+/* config: 0 -> lbd_config (encap source prefixes); written by lbd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_config);
+	__uint(max_entries, 1);
+} config SEC(".maps");
+
+/* vip_stats: vip_id -> per-CPU lbd_stats; written by this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_stats);
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
+} vip_stats SEC(".maps");
+
+/* backend_stats: backend id -> per-CPU lbd_stats; written by this program,
+ * zeroed by lbd when it gives an id to a new backend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_stats);
+	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
+} backend_stats SEC(".maps");
+
+/* counters: enum lbd_counter -> per-CPU packet count; written by this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, LBD_CNT_MAX);
+} counters SEC(".maps");
+
+/* neigh_events: lbd_neigh_event records for lbd, which asks the kernel to
+ * resolve the next hop; written by this program, rate limited per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024);
+} neigh_events SEC(".maps");
+
+/* neigh_rl: 0 -> per-CPU time (coarse ns) of the last neigh event sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} neigh_rl SEC(".maps");
+
+static __always_inline void count(__u32 c)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &c);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void stats_add(void *map, __u32 idx, __u64 bytes, int new_flow)
+{
+	struct lbd_stats *s = bpf_map_lookup_elem(map, &idx);
+
+	if (!s)
+		return;
+	s->packets += 1;
+	s->bytes += bytes;
+	s->new_flows += new_flow;
+}
+
+#endif /* LBD_MAPS_H */

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * lbd's XDP load balancer. One packet, top to bottom:
+ *   classify (classify.h) -> VIP lookup -> connection table (conntrack.h)
+ *   or a new pick (select.h) -> route, encapsulate, transmit (forward.h).
+ * Anything that is not for a VIP goes to the kernel untouched.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "lbd_shared.h"
+#include "lbd_hash.h"
+#include "maps.h"
+#include "parsing.h"
+#include "classify.h"
+#include "conntrack.h"
+#include "select.h"
+#include "forward.h"
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
+	struct hdr_cursor nh = { .pos = data };
+	struct lbd_vip_key vkey = {};
+	struct packet pkt = {};
+	struct lbd_vip_meta *vip;
+	struct lbd_backend *be;
+	struct ethhdr *eth;
+	__u32 reason, hash, be_id = LBD_NO_BACKEND;
+	int action = XDP_PASS, eth_type, new_flow = 0;
+
+	pkt.frame_len = data_end - data;
+	eth_type = parse_ethhdr(&nh, data_end, &eth);
+	if (eth_type < 0) {
+		reason = LBD_CNT_PASS_MALFORMED;
+		goto out;
+	}
+	pkt.l3_off = nh.pos - data;
+	if (eth_type == bpf_htons(ETH_P_IP))
+		reason = classify_v4(&nh, data_end, &pkt);
+	else if (eth_type == bpf_htons(ETH_P_IPV6))
+		reason = classify_v6(&nh, data_end, &pkt);
+	else
+		reason = LBD_CNT_PASS_NOT_IP;
+	if (reason != LBD_CONTINUE)
+		goto out;
+
+	vkey.addr = pkt.flow.dst;
+	vkey.port = pkt.flow.dport;
+	vkey.proto = pkt.flow.proto;
+	vkey.family = pkt.flow.family;
+	vip = bpf_map_lookup_elem(&vips, &vkey);
+	if (!vip) {
+		reason = LBD_CNT_PASS_NOT_VIP;
+		goto out;
+	}
+
+	hash = lbd_flow_hash(&pkt.flow, hash_seed);
+	be = ct_lookup(&pkt, &be_id);
+	if (!be) {
+		be_id = select_backend(vip, &pkt, hash);
+		be = bpf_map_lookup_elem(&backends, &be_id);
+		if (!be || !(be->flags & LBD_BE_F_VALID)) {
+			be_id = LBD_NO_BACKEND;
+			action = XDP_DROP;
+			reason = LBD_CNT_DROP_NO_BACKEND;
+			goto vip_out;
+		}
+		if (!pkt.icmp_error) {
+			ct_insert(&pkt, be_id, be);
+			new_flow = 1;
+		}
+	}
+	if (be->family != pkt.flow.family) {
+		action = XDP_DROP;
+		reason = LBD_CNT_DROP_FAMILY;
+		goto vip_out;
+	}
+	reason = forward(ctx, &pkt, be, hash, &action);
+	if (reason == LBD_CNT_TX || reason == LBD_CNT_REDIRECT) {
+		stats_add(&backend_stats, be_id, pkt.frame_len, new_flow);
+		if (pkt.icmp_error)
+			count(LBD_CNT_ICMP_ERR_FWD);
+	}
+vip_out:
+	stats_add(&vip_stats, vip->vip_id, pkt.frame_len, new_flow);
+out:
+	count(reason);
+	return action;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

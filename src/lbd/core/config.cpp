@@ -1,0 +1,569 @@
+#include "lbd/core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+#include <span>
+#include <tuple>
+
+#include "common/maglev.h"
+
+namespace lbd {
+
+std::string to_string(Protocol p)
+{
+    return p == Protocol::Tcp ? "tcp" : "udp";
+}
+
+std::string to_string(XdpMode m)
+{
+    switch (m) {
+    case XdpMode::Native: return "native";
+    case XdpMode::Generic: return "generic";
+    case XdpMode::Auto: break;
+    }
+    return "auto";
+}
+
+std::string to_string(Algorithm)
+{
+    return "maglev";
+}
+
+std::string ConfigError::str(const std::string& file) const
+{
+    std::string out;
+    if (!file.empty())
+        out += file + ":";
+    if (line > 0)
+        out += std::to_string(line) + ":";
+    if (!out.empty())
+        out += " ";
+    if (!key.empty())
+        out += key + ": ";
+    return out + message;
+}
+
+namespace {
+
+struct Range {
+    uint64_t lo, hi;
+};
+
+constexpr Range kConntrackSize{1, 1u << 28};
+constexpr Range kRingSize{3, 1u << 24};
+constexpr Range kHashSeed{0, UINT32_MAX};
+constexpr Range kMaxVips{1, 65536};
+constexpr Range kMaxBackends{1, 1u << 20};
+constexpr Range kPort{1, 65535};
+constexpr Range kWeight{0, 65535};
+constexpr uint64_t kMaxRingSlots = 1ull << 31;  // all rings together: max_vips * ring size
+constexpr int kMinEncapPrefixV4 = 8;
+constexpr int kMinEncapPrefixV6 = 32;
+
+// Top-level sections that later versions of lbd will read. Until a section
+// gets a parser, its presence is an error. To add one: move it from here to
+// the known keys in Loader::load and parse it there.
+constexpr std::array<std::string_view, 4> kReservedSections{"health", "bgp", "control", "metrics"};
+
+std::string range_message(Range r)
+{
+    return "must be between " + std::to_string(r.lo) + " and " + std::to_string(r.hi);
+}
+
+std::string at(const std::string& path, size_t i)
+{
+    return path + "[" + std::to_string(i) + "]";
+}
+
+bool valid_ifname(const std::string& s)
+{
+    return !s.empty() && s.size() <= 15 && std::none_of(s.begin(), s.end(), [](unsigned char c) {
+        return c == '/' || std::isspace(c);
+    });
+}
+
+bool valid_vip_name(const std::string& s)
+{
+    return !s.empty() && s.size() <= 63 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+    });
+}
+
+/// Model checks. A check that reads a key the loader already reported (or a
+/// key under one) is skipped: the model holds a default there, not the value.
+class Validator {
+public:
+    explicit Validator(std::set<std::string, std::less<>> failed = {}) : failed_(std::move(failed)) {}
+
+    std::vector<ConfigError> run(const Config& cfg)
+    {
+        datapath(cfg.datapath);
+        const auto& dp = cfg.datapath;
+        if (!bad("datapath.max_vips") && cfg.vips.size() > dp.max_vips)
+            error("vips", 0, std::to_string(cfg.vips.size()) + " VIPs but datapath.max_vips is " +
+                                 std::to_string(dp.max_vips));
+        size_t backends = 0;
+        for (const auto& vip : cfg.vips)
+            backends += vip.backends.size();
+        if (!bad("datapath.max_backends") && backends > dp.max_backends)
+            error("vips", 0, std::to_string(backends) + " backends in total but datapath.max_backends is " +
+                                 std::to_string(dp.max_backends));
+        vips(cfg.vips);
+        return std::move(errors_);
+    }
+
+private:
+    std::set<std::string, std::less<>> failed_;
+    std::vector<ConfigError> errors_;
+
+    bool bad(std::string_view key) const
+    {
+        for (size_t i = 0; i <= key.size(); ++i)
+            if ((i == key.size() || key[i] == '.' || key[i] == '[') && failed_.contains(key.substr(0, i)))
+                return true;
+        return false;
+    }
+
+    void error(std::string key, int line, std::string message)
+    {
+        errors_.push_back({std::move(key), line, std::move(message)});
+    }
+
+    /// True when the value is known and in range.
+    bool range(const std::string& key, uint64_t v, Range r, int line = 0)
+    {
+        if (bad(key))
+            return false;
+        if (v >= r.lo && v <= r.hi)
+            return true;
+        error(key, line, range_message(r));
+        return false;
+    }
+
+    void datapath(const DatapathConfig& dp)
+    {
+        if (!bad("datapath.interfaces")) {
+            if (dp.interfaces.empty())
+                error("datapath.interfaces", 0, "must list at least one interface");
+            std::set<std::string_view> seen;
+            for (size_t i = 0; i < dp.interfaces.size(); ++i) {
+                const auto& name = dp.interfaces[i];
+                auto key = at("datapath.interfaces", i);
+                if (bad(key))
+                    continue;
+                if (!valid_ifname(name))
+                    error(key, 0, "'" + name + "' is not an interface name (1 to 15 characters, no '/' or whitespace)");
+                else if (!seen.insert(name).second)
+                    error(key, 0, "duplicate interface '" + name + "'");
+            }
+        }
+        range("datapath.conntrack_size", dp.conntrack_size, kConntrackSize);
+        bool ring_ok = range("datapath.maglev_ring_size", dp.maglev_ring_size, kRingSize);
+        if (ring_ok && !maglev::is_prime(dp.maglev_ring_size)) {
+            error("datapath.maglev_ring_size", 0, "must be a prime number (e.g. 65537 or 131071)");
+            ring_ok = false;
+        }
+        bool vips_ok = range("datapath.max_vips", dp.max_vips, kMaxVips);
+        range("datapath.max_backends", dp.max_backends, kMaxBackends);
+        if (ring_ok && vips_ok && uint64_t{dp.maglev_ring_size} * dp.max_vips > kMaxRingSlots)
+            error("datapath.maglev_ring_size", 0,
+                  "maglev_ring_size * max_vips = " + std::to_string(uint64_t{dp.maglev_ring_size} * dp.max_vips) +
+                      " ring slots, more than the limit of " + std::to_string(kMaxRingSlots) +
+                      "; lower maglev_ring_size or datapath.max_vips");
+
+        if (!bad("datapath.pin_path")) {
+            const auto& p = dp.pin_path;
+            if (!p.starts_with('/'))
+                error("datapath.pin_path", 0, "must be an absolute path");
+            else if (p == "/.." || p.ends_with("/..") || p.find("/../") != p.npos)
+                error("datapath.pin_path", 0, "must not contain '..'");
+        }
+        encap_source("datapath.encap_source_v4", dp.encap_source_v4, Family::V4, kMinEncapPrefixV4);
+        encap_source("datapath.encap_source_v6", dp.encap_source_v6, Family::V6, kMinEncapPrefixV6);
+    }
+
+    void encap_source(const std::string& key, const std::optional<Prefix>& p, Family family, int min_len)
+    {
+        if (!p || bad(key))
+            return;
+        const char* name = family == Family::V4 ? "IPv4" : "IPv6";
+        if (p->addr.family != family)
+            error(key, 0, "must be an " + std::string(name) + " prefix");
+        else if (p->len < min_len)
+            error(key, 0, "an " + std::string(name) + " prefix must be at least /" + std::to_string(min_len));
+    }
+
+    void vips(const std::vector<VipConfig>& vips)
+    {
+        std::map<std::string_view, size_t> names;
+        std::map<std::tuple<IpAddr, uint16_t, Protocol>, size_t> endpoints;
+        for (size_t i = 0; i < vips.size(); ++i) {
+            const auto& vip = vips[i];
+            auto path = at("vips", i);
+            if (!bad(path + ".name")) {
+                if (!valid_vip_name(vip.name))
+                    error(path + ".name", vip.line,
+                          "'" + vip.name + "' is not a valid VIP name (1 to 63 characters from A-Z a-z 0-9 _ . -)");
+                else if (auto [it, fresh] = names.emplace(vip.name, i); !fresh)
+                    error(path + ".name", vip.line,
+                          "duplicate VIP name '" + vip.name + "' (also vips[" + std::to_string(it->second) + "])");
+            }
+            bool port_ok = range(path + ".port", vip.port, kPort, vip.line);
+            if (port_ok && !bad(path + ".address") && !bad(path + ".protocol")) {
+                auto [it, fresh] = endpoints.emplace(std::tuple{vip.address, vip.port, vip.protocol}, i);
+                if (!fresh)
+                    error(path, vip.line,
+                          "same VIP as vips[" + std::to_string(it->second) + "] (" + vips[it->second].name +
+                              "): address, port and protocol must be unique");
+            }
+            backends(vip, path, port_ok);
+        }
+    }
+
+    void backends(const VipConfig& vip, const std::string& vip_path, bool vip_port_ok)
+    {
+        std::map<IpAddr, size_t> seen;
+        for (size_t j = 0; j < vip.backends.size(); ++j) {
+            const auto& be = vip.backends[j];
+            auto path = at(vip_path + ".backends", j);
+            if (!bad(path + ".address")) {
+                if (!bad(vip_path + ".address") && be.address.family != vip.address.family)
+                    error(path + ".address", be.line,
+                          std::string("backend is ") + (be.address.is_v4() ? "IPv4" : "IPv6") + " but the VIP is " +
+                              (vip.address.is_v4() ? "IPv4" : "IPv6") +
+                              ": lbd encapsulates IPv4 in IPv4 and IPv6 in IPv6 only");
+                else if (auto [it, fresh] = seen.emplace(be.address, j); !fresh)
+                    error(path + ".address", be.line,
+                          "duplicate backend " + be.address.str() + " (also backends[" + std::to_string(it->second) +
+                              "])");
+            }
+            if (vip_port_ok && !bad(path + ".port") && be.port != vip.port)
+                error(path + ".port", be.line,
+                      "must equal the VIP's port " + std::to_string(vip.port) +
+                          ": with direct server return the backend receives the VIP's port");
+            range(path + ".weight", be.weight, kWeight, be.line);
+        }
+    }
+};
+
+using Fields = std::map<std::string, YAML::Node, std::less<>>;
+
+int line_of(const YAML::Node& n)
+{
+    return n.Mark().line + 1;  // 0-based; the null mark (-1) becomes 0 = unknown
+}
+
+const YAML::Node* find(const Fields& f, std::string_view name)
+{
+    auto it = f.find(name);
+    return it == f.end() ? nullptr : &it->second;
+}
+
+/// Builds the model from the YAML tree, checking what the model cannot hold:
+/// unknown keys, types, required keys, syntax of addresses and numbers.
+class Loader {
+public:
+    Config cfg;
+    std::vector<ConfigError> errors;
+    std::set<std::string, std::less<>> failed;  // keys whose value could not go into cfg
+
+    void load(const YAML::Node& root)
+    {
+        std::optional<Fields> f = Fields{};
+        if (!root.IsNull()) {
+            lines_.emplace("", line_of(root));
+            f = fields(root, "", {"datapath", "vips"}, kReservedSections);
+        }
+        if (!f)
+            return;
+        for (auto name : kReservedSections)
+            if (find(*f, name))
+                error(std::string(name), "not supported by this version of lbd");
+        if (auto n = require(*f, "", "datapath"))
+            datapath(*n);
+        if (auto n = find(*f, "vips"); n && !n->IsNull()) {
+            if (!n->IsSequence())
+                error("vips", "must be a list of VIPs");
+            else
+                for (size_t i = 0; i < n->size(); ++i)
+                    vip((*n)[i], i);
+        }
+    }
+
+    /// The line of `key`, else of its nearest recorded parent; 0 if none.
+    int line_for(std::string_view key) const
+    {
+        for (size_t end = key.size();; --end) {
+            if (end == key.size() || end == 0 || key[end] == '.' || key[end] == '[')
+                if (auto it = lines_.find(key.substr(0, end)); it != lines_.end())
+                    return it->second;
+            if (end == 0)
+                return 0;
+        }
+    }
+
+private:
+    std::map<std::string, int, std::less<>> lines_;  // key path -> 1-based line
+
+    /// An error about the value at `key` (not about the key itself).
+    void error(const std::string& key, std::string message)
+    {
+        errors.push_back({key, line_for(key), std::move(message)});
+        failed.insert(key);
+    }
+
+    /// The entries of map `n` at `path`; unknown and repeated keys are errors.
+    /// `reserved` keys are let through for the caller to refuse.
+    std::optional<Fields> fields(const YAML::Node& n, const std::string& path,
+                                 std::initializer_list<std::string_view> known,
+                                 std::span<const std::string_view> reserved = {})
+    {
+        if (!n.IsMap()) {
+            error(path, "must be a mapping");
+            return std::nullopt;
+        }
+        Fields out;
+        for (const auto& kv : n) {
+            if (!kv.first.IsScalar()) {
+                errors.push_back({path, line_of(kv.first), "keys must be plain names"});
+                continue;
+            }
+            const std::string& name = kv.first.Scalar();
+            auto key = path.empty() ? name : path + "." + name;
+            if (std::find(known.begin(), known.end(), name) == known.end() &&
+                std::find(reserved.begin(), reserved.end(), name) == reserved.end())
+                errors.push_back({key, line_of(kv.first), "unknown key '" + name + "'"});
+            else if (!out.emplace(name, kv.second).second)
+                errors.push_back({key, line_of(kv.first), "duplicate key '" + name + "'"});
+            else
+                lines_.emplace(key, line_of(kv.first));
+        }
+        return out;
+    }
+
+    const YAML::Node* require(const Fields& f, const std::string& path, std::string_view name)
+    {
+        const YAML::Node* n = find(f, name);
+        if (!n)
+            error(path.empty() ? std::string(name) : path + "." + std::string(name), "is required");
+        return n;
+    }
+
+    std::optional<std::string> text(const YAML::Node& n, const std::string& key, const std::string& what)
+    {
+        if (n.IsScalar())
+            return n.Scalar();
+        error(key, "must be " + what);
+        return std::nullopt;
+    }
+
+    /// Decimal or 0x hex, within `r`.
+    template <class T>
+    void integer(const YAML::Node& n, const std::string& key, Range r, T& out)
+    {
+        if (!n.IsScalar()) {
+            error(key, "must be an integer");
+            return;
+        }
+        std::string_view s = n.Scalar();
+        bool negative = s.starts_with('-');
+        if (negative)
+            s.remove_prefix(1);
+        int base = 10;
+        if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+            s.remove_prefix(2);
+            base = 16;
+        }
+        uint64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+        if (s.empty() || end != s.data() + s.size() || ec == std::errc::invalid_argument)
+            error(key, "must be an integer");
+        else if (negative || ec == std::errc::result_out_of_range || v < r.lo || v > r.hi)
+            error(key, range_message(r));
+        else
+            out = static_cast<T>(v);
+    }
+
+    std::optional<IpAddr> address(const YAML::Node& n, const std::string& key)
+    {
+        auto s = text(n, key, "an IP address");
+        if (!s)
+            return std::nullopt;
+        auto a = IpAddr::parse(*s);
+        if (!a)
+            error(key, "'" + *s + "' is not an IP address");
+        return a;
+    }
+
+    void prefix(const Fields& f, std::string_view name, std::optional<Prefix>& out)
+    {
+        auto key = "datapath." + std::string(name);
+        if (auto n = find(f, name))
+            if (auto s = text(*n, key, "a prefix")) {
+                out = Prefix::parse(*s);
+                if (!out)
+                    error(key, "'" + *s + "' is not a prefix (ADDRESS/LENGTH with the host bits zero)");
+            }
+    }
+
+    void datapath(const YAML::Node& node)
+    {
+        auto f = fields(node, "datapath",
+                        {"interfaces", "xdp_mode", "conntrack_size", "maglev_ring_size", "hash_seed", "pin_path",
+                         "encap_source_v4", "encap_source_v6", "max_vips", "max_backends"});
+        if (!f)
+            return;
+        auto& dp = cfg.datapath;
+        if (auto n = require(*f, "datapath", "interfaces")) {
+            if (!n->IsSequence()) {
+                error("datapath.interfaces", "must be a list of interface names");
+            } else {
+                for (size_t i = 0; i < n->size(); ++i) {
+                    auto key = at("datapath.interfaces", i);
+                    lines_.emplace(key, line_of((*n)[i]));
+                    dp.interfaces.push_back(text((*n)[i], key, "an interface name").value_or(""));
+                }
+            }
+        }
+        if (auto n = find(*f, "xdp_mode"))
+            if (auto s = text(*n, "datapath.xdp_mode", "auto, native or generic")) {
+                if (*s == "auto")
+                    dp.xdp_mode = XdpMode::Auto;
+                else if (*s == "native")
+                    dp.xdp_mode = XdpMode::Native;
+                else if (*s == "generic")
+                    dp.xdp_mode = XdpMode::Generic;
+                else
+                    error("datapath.xdp_mode", "must be auto, native or generic, not '" + *s + "'");
+            }
+        if (auto n = find(*f, "conntrack_size"))
+            integer(*n, "datapath.conntrack_size", kConntrackSize, dp.conntrack_size);
+        if (auto n = find(*f, "maglev_ring_size"))
+            integer(*n, "datapath.maglev_ring_size", kRingSize, dp.maglev_ring_size);
+        if (auto n = find(*f, "hash_seed"))
+            integer(*n, "datapath.hash_seed", kHashSeed, dp.hash_seed);
+        if (auto n = find(*f, "pin_path"))
+            if (auto s = text(*n, "datapath.pin_path", "a path"))
+                dp.pin_path = *s;
+        prefix(*f, "encap_source_v4", dp.encap_source_v4);
+        prefix(*f, "encap_source_v6", dp.encap_source_v6);
+        if (auto n = find(*f, "max_vips"))
+            integer(*n, "datapath.max_vips", kMaxVips, dp.max_vips);
+        if (auto n = find(*f, "max_backends"))
+            integer(*n, "datapath.max_backends", kMaxBackends, dp.max_backends);
+    }
+
+    void vip(const YAML::Node& node, size_t i)
+    {
+        auto path = at("vips", i);
+        auto& vip = cfg.vips.emplace_back();  // one entry per list item keeps indices == key paths
+        vip.line = line_of(node);
+        lines_.emplace(path, vip.line);
+        auto f = fields(node, path, {"name", "address", "port", "protocol", "algorithm", "backends"});
+        if (!f)
+            return;
+        if (auto n = require(*f, path, "name"))
+            if (auto s = text(*n, path + ".name", "a name"))
+                vip.name = *s;
+        if (auto n = require(*f, path, "address"))
+            if (auto a = address(*n, path + ".address"))
+                vip.address = *a;
+        if (auto n = require(*f, path, "port"))
+            integer(*n, path + ".port", kPort, vip.port);
+        if (auto n = find(*f, "protocol"))
+            if (auto s = text(*n, path + ".protocol", "tcp or udp")) {
+                if (*s == "tcp")
+                    vip.protocol = Protocol::Tcp;
+                else if (*s == "udp")
+                    vip.protocol = Protocol::Udp;
+                else
+                    error(path + ".protocol", "must be tcp or udp, not '" + *s + "'");
+            }
+        if (auto n = find(*f, "algorithm"))
+            if (auto s = text(*n, path + ".algorithm", "an algorithm name"); s && *s != "maglev")
+                error(path + ".algorithm", "unknown algorithm '" + *s + "' (supported: maglev)");
+        if (auto n = find(*f, "backends"); n && !n->IsNull()) {
+            if (!n->IsSequence())
+                error(path + ".backends", "must be a list of backends");
+            else
+                for (size_t j = 0; j < n->size(); ++j)
+                    backend((*n)[j], at(path + ".backends", j), vip);
+        }
+    }
+
+    void backend(const YAML::Node& node, const std::string& path, VipConfig& vip)
+    {
+        auto& be = vip.backends.emplace_back();
+        be.line = line_of(node);
+        be.port = vip.port;
+        lines_.emplace(path, be.line);
+        auto f = fields(node, path, {"address", "port", "weight"});
+        if (!f)
+            return;
+        if (auto n = require(*f, path, "address"))
+            if (auto a = address(*n, path + ".address"))
+                be.address = *a;
+        if (auto n = find(*f, "port"))
+            integer(*n, path + ".port", kPort, be.port);
+        if (auto n = find(*f, "weight"))
+            integer(*n, path + ".weight", kWeight, be.weight);
+    }
+};
+
+}  // namespace
+
+std::vector<ConfigError> validate(const Config& cfg)
+{
+    return Validator().run(cfg);
+}
+
+ConfigResult load_config_string(const std::string& yaml_text)
+{
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml_text);
+    } catch (const YAML::Exception& e) {
+        return std::vector<ConfigError>{{"", std::max(e.mark.line + 1, 0), e.msg}};
+    }
+    Loader loader;
+    loader.load(root);
+    auto errors = std::move(loader.errors);
+    for (auto& e : Validator(std::move(loader.failed)).run(loader.cfg)) {
+        if (int line = loader.line_for(e.key))
+            e.line = line;
+        errors.push_back(std::move(e));
+    }
+    if (errors.empty())
+        return std::move(loader.cfg);
+    std::stable_sort(errors.begin(), errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
+    return errors;
+}
+
+ConfigResult load_config_file(const std::string& path)
+{
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (!f)
+        return std::vector<ConfigError>{{"", 0, std::string("cannot open: ") + std::strerror(errno)}};
+    std::string text;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        text.append(buf, n);
+    int err = std::ferror(f) ? errno : 0;
+    std::fclose(f);
+    if (err)
+        return std::vector<ConfigError>{{"", 0, std::string("cannot read: ") + std::strerror(err)}};
+    return load_config_string(text);
+}
+
+}  // namespace lbd

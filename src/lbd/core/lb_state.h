@@ -1,0 +1,106 @@
+// The desired-state engine: turns the configured VIPs and backends into map
+// entries through the MapWriter seam, and on every later change writes only
+// what changed (new backends, ring slots that moved, retired ids). Pure: no
+// libbpf, no sockets.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/addr.h"
+#include "lbd/core/config.h"
+#include "lbd/core/map_writer.h"
+
+namespace lbd {
+
+struct BackendState {
+    IpAddr address;
+    uint16_t port = 0;
+    uint32_t weight = 1;
+    uint32_t id = 0;     // index in the backends map
+    uint32_t gen = 0;    // generation written with it
+    bool up = true;      // health (always up until health checks decide)
+
+    uint32_t ring_weight() const { return up ? weight : 0; }
+};
+
+struct VipState {
+    std::string name;
+    IpAddr address;
+    uint16_t port = 0;
+    Protocol protocol = Protocol::Tcp;
+    Algorithm algorithm = Algorithm::Maglev;
+    uint32_t vip_id = 0;
+    std::vector<BackendState> backends;  // sorted by address
+
+    lbd_vip_key key() const;
+    const BackendState* find(const IpAddr& a) const;
+};
+
+/// Hands out backend ids 1..capacity; id 0 is never used, so the zeroed ring
+/// of a fresh map names no valid backend. An id whose backend was removed gracefully stays
+/// valid (its pinned flows finish) and is reused only when no other id is
+/// left; reuse bumps its generation, which ends those flows.
+class BackendIds {
+public:
+    explicit BackendIds(uint32_t capacity) : capacity_(capacity + 1), gen_(capacity + 1, 0) {}
+    /// An id and its new generation, or nullopt when all ids are live.
+    std::optional<std::pair<uint32_t, uint32_t>> take();
+    void retire(uint32_t id) { retired_.push_back(id); }
+    /// Frees at once and returns the bumped generation that invalidates old flows.
+    uint32_t release(uint32_t id);
+    uint32_t live() const { return next_fresh_ - 1 - uint32_t(free_.size() + retired_.size()); }
+
+private:
+    uint32_t capacity_;
+    uint32_t next_fresh_ = 1;
+    std::vector<uint32_t> gen_;
+    std::deque<uint32_t> free_;
+    std::deque<uint32_t> retired_;
+};
+
+class LbState {
+public:
+    LbState(MapWriter& writer, uint32_t ring_size, uint32_t max_vips, uint32_t max_backends);
+
+    /// Makes the datapath serve exactly `vips`. The config must already be
+    /// valid (validate()). Returns one human-readable line per change made.
+    std::vector<std::string> apply(const std::vector<VipConfig>& vips);
+
+    /// Writes the encapsulation source prefixes (none: the node's address).
+    void set_encap_sources(const std::optional<Prefix>& v4, const std::optional<Prefix>& v6);
+
+    /// Removes one backend from a VIP. Graceful (force = false): no new flows,
+    /// pinned flows go on. Forced: pinned flows are re-scheduled at once.
+    /// Returns false if there is no such VIP or backend.
+    bool remove_backend(const std::string& vip, const IpAddr& address, bool force);
+
+    const std::map<std::string, VipState>& vips() const { return vips_; }
+    uint32_t ring_size() const { return ring_size_; }
+
+private:
+    void add_vip(const VipConfig& cfg, std::vector<std::string>& log);
+    void delete_vip(const VipState& v, std::vector<std::string>& log);
+    void update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
+    BackendState add_backend(const BackendConfig& b);
+    void write_backend(const BackendState& b, uint8_t flags);
+    std::vector<uint32_t> build_ring(const VipState& v) const;
+    void write_ring_diff(uint32_t vip_id, const std::vector<uint32_t>* old_ring,
+                         const std::vector<uint32_t>& new_ring);
+
+    MapWriter& w_;
+    uint32_t ring_size_;
+    uint32_t max_vips_;
+    BackendIds ids_;
+    std::vector<bool> vip_id_used_;
+    std::map<std::string, VipState> vips_;
+};
+
+/// Bytes of an address as the maps store them.
+lbd_addr to_lbd_addr(const IpAddr& a);
+
+}  // namespace lbd

@@ -1,0 +1,67 @@
+// The one seam between lbd's logic and the kernel: everything lbd writes into
+// the datapath's maps goes through this interface. The real implementation
+// (kernel/bpf_map_writer) calls libbpf; tests use MemMapWriter.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "lbd_shared.h"
+
+namespace lbd {
+
+class MapWriter {
+public:
+    virtual ~MapWriter() = default;
+    virtual void put_vip(const lbd_vip_key& key, const lbd_vip_meta& meta) = 0;
+    virtual void delete_vip(const lbd_vip_key& key) = 0;
+    virtual void put_backend(uint32_t id, const lbd_backend& be) = 0;
+    virtual void reset_backend_stats(uint32_t id) = 0;
+    virtual void reset_vip_stats(uint32_t vip_id) = 0;
+    /// Writes ring[vip_id * ring_size + slots[i]] = ids[i] for every i.
+    virtual void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
+                                std::span<const uint32_t> ids) = 0;
+    virtual void put_config(const lbd_config& cfg) = 0;
+};
+
+struct VipKeyLess {
+    bool operator()(const lbd_vip_key& a, const lbd_vip_key& b) const
+    {
+        return std::memcmp(&a, &b, sizeof a) < 0;
+    }
+};
+
+/// In-memory MapWriter for unit tests: records what was written.
+class MemMapWriter final : public MapWriter {
+public:
+    explicit MemMapWriter(uint32_t ring_size) : ring_size_(ring_size) {}
+
+    void put_vip(const lbd_vip_key& key, const lbd_vip_meta& meta) override { vips[key] = meta; }
+    void delete_vip(const lbd_vip_key& key) override { vips.erase(key); }
+    void put_backend(uint32_t id, const lbd_backend& be) override { backends[id] = be; }
+    void reset_backend_stats(uint32_t id) override { backend_stats_resets.push_back(id); }
+    void reset_vip_stats(uint32_t id) override { vip_stats_resets.push_back(id); }
+    void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
+                        std::span<const uint32_t> ids) override
+    {
+        for (size_t i = 0; i < slots.size(); i++)
+            ring[uint64_t(vip_id) * ring_size_ + slots[i]] = ids[i];
+        ring_writes += slots.size();
+    }
+    void put_config(const lbd_config& cfg) override { config = cfg; }
+
+    std::map<lbd_vip_key, lbd_vip_meta, VipKeyLess> vips;
+    std::map<uint32_t, lbd_backend> backends;
+    std::map<uint64_t, uint32_t> ring;
+    std::vector<uint32_t> backend_stats_resets, vip_stats_resets;
+    lbd_config config{};
+    size_t ring_writes = 0;
+
+private:
+    uint32_t ring_size_;
+};
+
+}  // namespace lbd

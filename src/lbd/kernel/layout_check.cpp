@@ -1,0 +1,24 @@
+// The C++ side's check of the layouts in bpf/lbd_shared.h: both sides include
+// the same header, and these asserts catch padding surprises between clang's
+// BPF target and g++.
+#include <cstddef>
+
+#include "lbd_shared.h"
+
+static_assert(sizeof(lbd_addr) == 16);
+static_assert(sizeof(lbd_vip_key) == 20);
+static_assert(offsetof(lbd_vip_key, port) == 16);
+static_assert(offsetof(lbd_vip_key, proto) == 18);
+static_assert(offsetof(lbd_vip_key, family) == 19);
+static_assert(sizeof(lbd_vip_meta) == 16);
+static_assert(sizeof(lbd_backend) == 24);
+static_assert(offsetof(lbd_backend, gen) == 16);
+static_assert(offsetof(lbd_backend, flags) == 21);
+static_assert(sizeof(lbd_flow_key) == 40);
+static_assert(offsetof(lbd_flow_key, sport) == 32);
+static_assert(offsetof(lbd_flow_key, proto) == 36);
+static_assert(sizeof(lbd_ct_value) == 16);
+static_assert(offsetof(lbd_ct_value, last_seen) == 8);
+static_assert(sizeof(lbd_config) == 72);
+static_assert(sizeof(lbd_stats) == 24);
+static_assert(sizeof(lbd_neigh_event) == 24);

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# End to end through the real lbd in network namespaces:
+#
+#   client --- router --- lb (lbd, XDP native on its uplink)
+#                 |
+#                 +-- br --- b1, b2 (b3 joins later): lbd-decap, VIPs on lo,
+#                                     tagged HTTP / TCP echo / UDP echo servers
+#
+# The router sends VIP traffic to lb; lbd encapsulates it to a backend and
+# sends it back out the same interface (XDP_TX); the backend decapsulates it
+# and answers the client directly (DSR).
+#
+# Checks: curl over IPv4 and IPv6 reaches every backend; UDP over IPv4 and
+# IPv6 is answered from the VIP by every backend; established TCP connections
+# keep their backend when a backend is added by a live reload (SIGHUP) while
+# new connections reach the new one; a reload with errors is refused and
+# changes nothing.
+set -euo pipefail
+# shellcheck source=../lib/netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
+t_init test_forwarding
+t_require_root
+
+S=$(($$ % 100000))
+CL=fwd-cl-$S RT=fwd-rt-$S LB=fwd-lb-$S
+B1=fwd-b1-$S B2=fwd-b2-$S B3=fwd-b3-$S
+VIP4=198.18.1.100 VIP6=fd00:1b:1::100
+
+for ns in "$CL" "$RT" "$LB" "$B1" "$B2" "$B3"; do t_ns "$ns"; done
+ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+
+t_link "$CL" c0 "$RT" rc0
+t_addr "$CL" c0 198.18.10.2/24 fd00:1b:10::2/64
+t_addr "$RT" rc0 198.18.10.1/24 fd00:1b:10::1/64
+ip -n "$CL" route add default via 198.18.10.1
+ip -n "$CL" -6 route add default via fd00:1b:10::1
+
+t_link "$RT" rl0 "$LB" lb0
+t_addr "$RT" rl0 198.18.20.1/24 fd00:1b:20::1/64
+t_addr "$LB" lb0 198.18.20.2/24 fd00:1b:20::2/64
+ip -n "$LB" route add default via 198.18.20.1
+ip -n "$LB" -6 route add default via fd00:1b:20::1
+ip -n "$RT" route add "$VIP4/32" via 198.18.20.2
+ip -n "$RT" -6 route add "$VIP6/128" via fd00:1b:20::2
+# Native XDP_TX on a veth reaches the peer only if the peer runs an XDP
+# program: lbd-decap (which passes everything not tunnelled to the router).
+ip netns exec "$RT" "$LBD_DECAP" attach rl0 >/dev/null
+
+ip -n "$RT" link add br0 type bridge
+ip -n "$RT" link set br0 up
+t_addr "$RT" br0 198.18.30.1/24 fd00:1b:30::1/64
+i=0
+for b in "$B1" "$B2" "$B3"; do
+	i=$((i + 1))
+	t_link "$b" eth0 "$RT" "rb$i"
+	ip -n "$RT" link set "rb$i" master br0
+	t_backend "$b" eth0 "198.18.30.1$i/24" "fd00:1b:30::1$i/64" 198.18.30.1 fd00:1b:30::1 "b$i" "$VIP4" "$VIP6"
+done
+
+cfg=$T_TMP/lbd.yaml
+write_config() { # backends for echo4: "b1 b2" or "b1 b2 b3"
+	local n
+	{
+		cat <<-YAML
+		datapath:
+		  interfaces: [lb0]
+		  xdp_mode: native
+		  conntrack_size: 65536
+		  maglev_ring_size: 65537
+		  max_vips: 8
+		  max_backends: 64
+		  encap_source_v4: 198.18.40.0/24
+		vips:
+		  - {name: web4, address: $VIP4, port: 80, protocol: tcp, backends: [{address: 198.18.30.11}, {address: 198.18.30.12}]}
+		  - {name: web6, address: "$VIP6", port: 80, protocol: tcp, backends: [{address: "fd00:1b:30::11"}, {address: "fd00:1b:30::12"}]}
+		  - {name: dns4, address: $VIP4, port: 5300, protocol: udp, backends: [{address: 198.18.30.11}, {address: 198.18.30.12}]}
+		  - {name: dns6, address: "$VIP6", port: 5300, protocol: udp, backends: [{address: "fd00:1b:30::11"}, {address: "fd00:1b:30::12"}]}
+		  - name: echo4
+		    address: $VIP4
+		    port: 7000
+		    protocol: tcp
+		    backends:
+		YAML
+		for n in "$@"; do echo "      - address: 198.18.30.1${n#b}"; done
+	} >"$cfg"
+}
+write_config b1 b2
+"$LBD" --check-config "$cfg" >/dev/null || t_fail "lbd --check-config rejected the test config"
+
+t_bg "$LB" lbd "$LBD" --config "$cfg"
+LBD_PID=$T_LAST_PID
+t_wait_for 15 "lbd running" t_log_has lbd "lbd .* running"
+t_ok "lbd attached: $(grep -o 'attached XDP to .*mode' "$T_TMP/lbd.log")"
+
+# 1. HTTP over IPv4 and IPv6 with real curl; every backend answers.
+http_spread() { # URL COUNT -> "b1=N b2=M"
+	local url=$1 count=$2 out
+	for _ in $(seq "$count"); do
+		out=$(ip netns exec "$CL" curl -sg --max-time 5 "$url") || t_fail "curl $url failed"
+		echo "$out"
+	done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+}
+spread=$(http_spread "http://$VIP4/" 40)
+[[ $spread == *b1=* && $spread == *b2=* ]] || t_fail "IPv4 HTTP did not reach both backends: $spread"
+t_ok "40/40 curl requests to $VIP4:80 answered, split: $spread"
+spread=$(http_spread "http://[$VIP6]/" 40)
+[[ $spread == *b1=* && $spread == *b2=* ]] || t_fail "IPv6 HTTP did not reach both backends: $spread"
+t_ok "40/40 curl requests to [$VIP6]:80 answered, split: $spread"
+
+# 2. UDP over IPv4 and IPv6: answered from the VIP (DSR), spread over backends.
+for vip in "$VIP4" "$VIP6"; do
+	out=$(ip netns exec "$CL" $FLOWS udp --addr "$vip" --port 5300 --count 40) ||
+		t_fail "UDP to $vip:5300: $out"
+	[[ $out == *'"b1"'* && $out == *'"b2"'* ]] || t_fail "UDP to $vip did not reach both backends: $out"
+	t_ok "UDP $vip:5300: $out"
+done
+
+# 3. Established connections survive adding a backend (live reload).
+go=$T_TMP/go
+t_bg "$CL" hold $FLOWS hold --addr "$VIP4" --port 7000 --count 24 --go "$go" --wait 60
+HOLD_PID=$T_LAST_PID
+t_wait_for 20 "24 held connections" t_log_has hold '"phase": "open"'
+t_info "held: $(grep -o '"backends".*' "$T_TMP/hold.log" | head -1)"
+write_config b1 b2 b3
+kill -HUP "$LBD_PID"
+t_wait_for 10 "reload applied" t_log_has lbd "reload applied"
+t_log_has lbd "vip echo4: backend 198.18.30.13 added" || t_fail "reload did not add b3"
+out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 40) || t_fail "new connections: $out"
+[[ $out == *'"b3"'* ]] || t_fail "no new connection reached the added backend: $out"
+t_ok "after adding b3, new connections: $out"
+touch "$go"
+wait "$HOLD_PID" || t_fail "held connections broke or moved: $(tail -1 "$T_TMP/hold.log")"
+t_ok "24 established connections kept their backend: $(tail -1 "$T_TMP/hold.log")"
+
+# 4. A reload with errors is refused and changes nothing.
+echo "  - {name: bad, address: 198.18.1.999, port: 80}" >>"$cfg"
+kill -HUP "$LBD_PID"
+t_wait_for 10 "reload refused" t_log_has lbd "reload refused"
+t_log_has lbd "vips\[5\]\.address" || t_fail "refused reload did not name the bad key"
+out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 20) || t_fail "after refused reload: $out"
+t_ok "bad reload refused (names vips[5].address); traffic unaffected: $out"
+
+# 5. Clean stop: SIGTERM detaches XDP.
+t_stop "$LBD_PID"
+t_log_has lbd "detached; bye" || t_fail "lbd did not stop cleanly"
+grep -E "counters:" "$T_TMP/lbd.log" | sed 's/^/   /'
+ip -n "$LB" link show lb0 | grep -q xdp && t_fail "XDP still attached after lbd stopped"
+t_ok "lbd stopped on SIGTERM and detached from lb0"
+echo "PASS: test_forwarding"

@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Shared helpers for the namespace tests and the lab: make namespaces and
+# veths with unique names, start processes inside them, and tear everything
+# down (processes by PID, then namespaces, which takes veths and XDP
+# attachments with them) on success and on failure.
+#
+# Source it, then call t_init NAME. Everything made through these helpers is
+# removed by the EXIT trap t_init installs.
+
+T_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+T_BUILD=${LBD_BUILD_DIR:-$T_REPO/build}
+case $T_BUILD in /*) ;; *) T_BUILD=$T_REPO/$T_BUILD ;; esac
+LBD=$T_BUILD/lbd
+LBD_DECAP=$T_BUILD/lbd-decap
+FLOWS="python3 $T_REPO/tests/lib/flows.py"
+
+T_NAMESPACES=()
+T_PIDS=()
+T_TMP=
+T_NAME=
+
+t_fail() { echo "FAIL: $*" >&2; exit 1; }
+t_ok() { echo "ok: $*"; }
+t_info() { echo "   $*"; }
+
+t_skip() {
+	if [[ ${CI:-} == true ]]; then
+		t_fail "$* (CI=true: not skipping)"
+	fi
+	echo "SKIP: $*"
+	exit 77
+}
+
+t_require_root() {
+	[[ $(id -u) -eq 0 ]] || t_skip "$T_NAME needs root (network namespaces, XDP)"
+	local tool
+	for tool in ip python3 timeout curl ethtool; do
+		command -v "$tool" >/dev/null || t_skip "$tool not found"
+	done
+	[[ -x $LBD ]] || t_fail "$LBD not found (build first or set LBD_BUILD_DIR)"
+	[[ -x $LBD_DECAP ]] || t_fail "$LBD_DECAP not found"
+}
+
+# t_init NAME: unique tmp dir, cleanup trap.
+t_init() {
+	T_NAME=$1
+	T_TMP=$(mktemp -d "/tmp/$T_NAME.XXXXXX")
+	trap t_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+t_cleanup() {
+	local rc=$? pid ns i
+	trap - EXIT
+	set +e
+	if [[ $rc -ne 0 && -n ${T_PAUSE_ON_FAIL:-} ]]; then
+		echo "T_PAUSE_ON_FAIL: pausing ${T_PAUSE_ON_FAIL}s before cleanup (namespaces: ${T_NAMESPACES[*]})" >&2
+		sleep "$T_PAUSE_ON_FAIL"
+	fi
+	for ((i = ${#T_PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${T_PIDS[$i]}" 2>/dev/null
+	done
+	for pid in "${T_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	for ns in "${T_NAMESPACES[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [[ $rc -ne 0 && -n $T_TMP ]]; then
+		local f
+		for f in "$T_TMP"/*.log; do
+			[[ -s $f ]] || continue
+			echo "--- $(basename "$f") (last 40 lines):" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	[[ -n $T_TMP ]] && rm -rf "$T_TMP"
+	exit "$rc"
+}
+
+# t_ns NAME: a namespace with lo up; echoes nothing. Forwarding off, rp_filter off.
+t_ns() {
+	ip netns add "$1"
+	T_NAMESPACES+=("$1")
+	ip -n "$1" link set lo up
+	ip netns exec "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
+
+# t_link NS1 IF1 NS2 IF2: a veth pair between two namespaces, both ends up.
+# TX checksum offload is turned off: a veth otherwise hands packets on with
+# the checksum left to "hardware" (CHECKSUM_PARTIAL), and a frame that goes
+# through native XDP on the way loses that state, so it would arrive with an
+# unfinished checksum. Real NICs fill checksums in on transmit.
+t_link() {
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+	ip netns exec "$1" ethtool -K "$2" tx off >/dev/null
+	ip netns exec "$3" ethtool -K "$4" tx off >/dev/null
+	ip -n "$1" link set "$2" up
+	ip -n "$3" link set "$4" up
+}
+
+# t_addr NS IF ADDR/LEN...: add addresses (IPv6 without DAD).
+t_addr() {
+	local ns=$1 dev=$2 a
+	shift 2
+	for a in "$@"; do
+		if [[ $a == *:* ]]; then
+			ip -n "$ns" addr add "$a" dev "$dev" nodad
+		else
+			ip -n "$ns" addr add "$a" dev "$dev"
+		fi
+	done
+}
+
+# t_bg NS LOGNAME CMD...: run CMD in NS in the background, output to
+# $T_TMP/LOGNAME.log; sets T_LAST_PID.
+t_bg() {
+	local ns=$1 log=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$T_TMP/$log.log" 2>&1 &
+	T_LAST_PID=$!
+	T_PIDS+=("$T_LAST_PID")
+}
+
+# t_wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds.
+t_wait_for() {
+	local secs=$1 what=$2
+	shift 2
+	local end=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < end)) || t_fail "timed out after ${secs}s waiting for $what"
+		sleep 0.1
+	done
+}
+
+# t_log_has LOGNAME REGEX
+t_log_has() { grep -Eq -- "$2" "$T_TMP/$1.log"; }
+
+# t_stop PID: SIGTERM and wait (up to 10 s).
+t_stop() {
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	wait "$pid" 2>/dev/null || true
+}
+
+# t_backend NS IF IPV4/LEN IPV6/LEN GW4 GW6 TAG VIP...: a backend host with
+# lbd-decap on IF, the VIPs on lo, and tagged HTTP, UDP and TCP echo servers.
+t_backend() {
+	local ns=$1 dev=$2 a4=$3 a6=$4 gw4=$5 gw6=$6 tag=$7
+	shift 7
+	local vip
+	t_addr "$ns" "$dev" "$a4" "$a6"
+	for vip in "$@"; do
+		if [[ $vip == *:* ]]; then t_addr "$ns" lo "$vip/128"; else t_addr "$ns" lo "$vip/32"; fi
+	done
+	ip -n "$ns" route add default via "$gw4"
+	ip -n "$ns" -6 route add default via "$gw6"
+	ip netns exec "$ns" "$LBD_DECAP" attach "$dev" >/dev/null
+	t_bg "$ns" "server-$tag" $FLOWS serve --tag "$tag" --http 80 --tcp-echo 7000 --udp-echo 5300 --udp-bind "$@"
+	t_wait_for 10 "servers on $tag" grep -q "serving" "$T_TMP/server-$tag.log"
+}
