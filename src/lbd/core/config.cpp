@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "common/maglev.h"
+#include "lbd/core/yaml_reader.h"
 
 namespace lbd {
 
@@ -54,10 +55,6 @@ std::string ConfigError::str(const std::string& file) const
 
 namespace {
 
-struct Range {
-    uint64_t lo, hi;
-};
-
 constexpr Range kConntrackSize{1, 1u << 28};
 constexpr Range kRingSize{3, 1u << 24};
 constexpr Range kHashSeed{0, UINT32_MAX};
@@ -73,16 +70,6 @@ constexpr int kMinEncapPrefixV6 = 32;
 // gets a parser, its presence is an error. To add one: move it from here to
 // the known keys in Loader::load and parse it there.
 constexpr std::array<std::string_view, 4> kReservedSections{"health", "bgp", "control", "metrics"};
-
-std::string range_message(Range r)
-{
-    return "must be between " + std::to_string(r.lo) + " and " + std::to_string(r.hi);
-}
-
-std::string at(const std::string& path, size_t i)
-{
-    return path + "[" + std::to_string(i) + "]";
-}
 
 bool valid_ifname(const std::string& s)
 {
@@ -255,26 +242,11 @@ private:
     }
 };
 
-using Fields = std::map<std::string, YAML::Node, std::less<>>;
-
-int line_of(const YAML::Node& n)
-{
-    return n.Mark().line + 1;  // 0-based; the null mark (-1) becomes 0 = unknown
-}
-
-const YAML::Node* find(const Fields& f, std::string_view name)
-{
-    auto it = f.find(name);
-    return it == f.end() ? nullptr : &it->second;
-}
-
 /// Builds the model from the YAML tree, checking what the model cannot hold:
 /// unknown keys, types, required keys, syntax of addresses and numbers.
-class Loader {
+class Loader : public YamlReader {
 public:
     Config cfg;
-    std::vector<ConfigError> errors;
-    std::set<std::string, std::less<>> failed;  // keys whose value could not go into cfg
 
     void load(const YAML::Node& root)
     {
@@ -299,111 +271,7 @@ public:
         }
     }
 
-    /// The line of `key`, else of its nearest recorded parent; 0 if none.
-    int line_for(std::string_view key) const
-    {
-        for (size_t end = key.size();; --end) {
-            if (end == key.size() || end == 0 || key[end] == '.' || key[end] == '[')
-                if (auto it = lines_.find(key.substr(0, end)); it != lines_.end())
-                    return it->second;
-            if (end == 0)
-                return 0;
-        }
-    }
-
 private:
-    std::map<std::string, int, std::less<>> lines_;  // key path -> 1-based line
-
-    /// An error about the value at `key` (not about the key itself).
-    void error(const std::string& key, std::string message)
-    {
-        errors.push_back({key, line_for(key), std::move(message)});
-        failed.insert(key);
-    }
-
-    /// The entries of map `n` at `path`; unknown and repeated keys are errors.
-    /// `reserved` keys are let through for the caller to refuse.
-    std::optional<Fields> fields(const YAML::Node& n, const std::string& path,
-                                 std::initializer_list<std::string_view> known,
-                                 std::span<const std::string_view> reserved = {})
-    {
-        if (!n.IsMap()) {
-            error(path, "must be a mapping");
-            return std::nullopt;
-        }
-        Fields out;
-        for (const auto& kv : n) {
-            if (!kv.first.IsScalar()) {
-                errors.push_back({path, line_of(kv.first), "keys must be plain names"});
-                continue;
-            }
-            const std::string& name = kv.first.Scalar();
-            auto key = path.empty() ? name : path + "." + name;
-            if (std::find(known.begin(), known.end(), name) == known.end() &&
-                std::find(reserved.begin(), reserved.end(), name) == reserved.end())
-                errors.push_back({key, line_of(kv.first), "unknown key '" + name + "'"});
-            else if (!out.emplace(name, kv.second).second)
-                errors.push_back({key, line_of(kv.first), "duplicate key '" + name + "'"});
-            else
-                lines_.emplace(key, line_of(kv.first));
-        }
-        return out;
-    }
-
-    const YAML::Node* require(const Fields& f, const std::string& path, std::string_view name)
-    {
-        const YAML::Node* n = find(f, name);
-        if (!n)
-            error(path.empty() ? std::string(name) : path + "." + std::string(name), "is required");
-        return n;
-    }
-
-    std::optional<std::string> text(const YAML::Node& n, const std::string& key, const std::string& what)
-    {
-        if (n.IsScalar())
-            return n.Scalar();
-        error(key, "must be " + what);
-        return std::nullopt;
-    }
-
-    /// Decimal or 0x hex, within `r`.
-    template <class T>
-    void integer(const YAML::Node& n, const std::string& key, Range r, T& out)
-    {
-        if (!n.IsScalar()) {
-            error(key, "must be an integer");
-            return;
-        }
-        std::string_view s = n.Scalar();
-        bool negative = s.starts_with('-');
-        if (negative)
-            s.remove_prefix(1);
-        int base = 10;
-        if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-            s.remove_prefix(2);
-            base = 16;
-        }
-        uint64_t v = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-        if (s.empty() || end != s.data() + s.size() || ec == std::errc::invalid_argument)
-            error(key, "must be an integer");
-        else if (negative || ec == std::errc::result_out_of_range || v < r.lo || v > r.hi)
-            error(key, range_message(r));
-        else
-            out = static_cast<T>(v);
-    }
-
-    std::optional<IpAddr> address(const YAML::Node& n, const std::string& key)
-    {
-        auto s = text(n, key, "an IP address");
-        if (!s)
-            return std::nullopt;
-        auto a = IpAddr::parse(*s);
-        if (!a)
-            error(key, "'" + *s + "' is not an IP address");
-        return a;
-    }
-
     void prefix(const Fields& f, std::string_view name, std::optional<Prefix>& out)
     {
         auto key = "datapath." + std::string(name);

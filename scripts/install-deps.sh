@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything lbd needs to build, test and run its lab, from Debian 12
+# packages. Idempotent; needs root.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config clang llvm bpftool libbpf-dev
+	libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libssl-dev
+	libgtest-dev libgmock-dev libbenchmark-dev
+	# tests and lab
+	iproute2 ethtool curl python3 iputils-ping procps
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-deps: run as root (apt-get install)" >&2
+	exit 1
+fi
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps: all ${#PACKAGES[@]} packages present"
