@@ -22,6 +22,7 @@ static __always_inline __u32 classify_l4(struct hdr_cursor *nh, void *data_end,
 	if (proto == IPPROTO_TCP) {
 		if (parse_tcphdr(nh, data_end, &tcp) < 0)
 			return LBD_CNT_PASS_MALFORMED;
+		pkt->tcp_syn = tcp->syn && !tcp->ack;
 	} else if (proto == IPPROTO_UDP) {
 		if (parse_udphdr(nh, data_end, &udp) < 0)
 			return LBD_CNT_PASS_MALFORMED;

@@ -46,6 +46,7 @@ struct packet {
 	__u8 ttl;                 /* IPv4 TTL / IPv6 hop limit */
 	__u8 df;                  /* IPv4 DF set (IPv6: always 1) */
 	__u8 icmp_error;          /* packet is an ICMP error about a VIP flow */
+	__u8 tcp_syn;             /* TCP SYN without ACK: a new connection */
 };
 
 static __always_inline int proto_is_vlan(__u16 h_proto)

@@ -2,7 +2,8 @@
 /*
  * lbd's XDP load balancer. One packet, top to bottom:
  *   classify (classify.h) -> VIP lookup -> connection table (conntrack.h)
- *   or a new pick (select.h) -> route, encapsulate, transmit (forward.h).
+ *   or a new pick (select.h; always for a TCP SYN) -> route, encapsulate,
+ *   transmit (forward.h).
  * Anything that is not for a VIP goes to the kernel untouched.
  */
 #include <linux/bpf.h>
@@ -57,7 +58,10 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 
 	hash = lbd_flow_hash(&pkt.flow, hash_seed);
-	be = ct_lookup(&pkt, &be_id);
+	/* A SYN opens a new connection: it is scheduled afresh (a drained or
+	 * re-weighted backend gets no new connection through a reused 5-tuple)
+	 * and its entry replaces any old one. */
+	be = pkt.tcp_syn ? NULL : ct_lookup(&pkt, &be_id);
 	if (!be) {
 		be_id = select_backend(vip, &pkt, hash);
 		be = bpf_map_lookup_elem(&backends, &be_id);
