@@ -171,6 +171,17 @@ struct lbd_neigh_event {
 	__u32 family;
 };
 
+/* The one entry of the meta map: what the pinned maps were made for. A new
+ * lbd adopts pinned maps only when all of it matches (see datapath.cpp). */
+struct lbd_meta {
+	__u32 abi_version; /* LBD_ABI_VERSION */
+	__u32 ring_size;
+	__u32 hash_seed;
+	__u32 max_vips;
+	__u32 max_backends;
+	__u32 conntrack_size;
+};
+
 /* Encapsulation overheads. */
 #define LBD_IPIP_OVERHEAD 20
 #define LBD_IP6IP6_OVERHEAD 40

@@ -60,6 +60,15 @@ struct {
 	__uint(max_entries, 1);
 } config SEC(".maps");
 
+/* meta: 0 -> lbd_meta, what the pinned maps were made for; written by lbd
+ * when it creates the maps, read by the next lbd before it adopts them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_meta);
+	__uint(max_entries, 1);
+} meta SEC(".maps");
+
 /* vip_stats: vip_id -> per-CPU lbd_stats; written by this program. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

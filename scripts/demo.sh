@@ -56,6 +56,7 @@ done
 echo "   client 198.18.10.2 -> router -> lb 198.18.20.2 (VIP $VIP4, [$VIP6]) -> backends 198.18.30.11-13"
 
 cfg=$T_TMP/lbd.yaml
+t_lbd_dirs lb
 write_config() { # weight of b3
 	cat >"$cfg" <<-YAML
 	datapath:
@@ -63,6 +64,10 @@ write_config() { # weight of b3
 	  xdp_mode: native
 	  max_vips: 4
 	  max_backends: 32
+	  pin_path: $LBD_PIN
+	control:
+	  socket: $LBD_SOCK
+	  state_dir: $LBD_STATE
 	vips:
 	  - name: web
 	    address: $VIP4
@@ -122,4 +127,6 @@ echo "   answered by: $split"
 step "Stopping lbd (SIGTERM): what the datapath counted"
 t_stop "$LBD_PID"
 sed -n 's/^[^ ]* info \(counters\|vip \)/   \1/p' "$T_TMP/lbd.log"
+echo "   (the XDP program stays attached with its pinned maps and keeps forwarding;"
+echo "    the demo removes it with: lbd --detach --pin-path $LBD_PIN)"
 step "Done: every step behaved as shown; the lab is torn down"

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <dirent.h>
 #include <net/if.h>
 #include <sched.h>
 #include <unistd.h>
@@ -154,14 +155,18 @@ std::string make_netns()
         "ip -6 neigh replace fd00:1b:60::fe lladdr 02:00:00:00:00:fe dev lbt0 nud permanent",
         "ip route add 198.18.61.0/24 via 198.18.60.254 dev lbt0",
         "ip -6 route add fd00:1b:61::/64 via fd00:1b:60::fe dev lbt0",
-        // Small MTU. IPv4 route MTUs count for forwarding (and so for
-        // bpf_fib_lookup) only when locked or with ip_forward_use_pmtu.
+        // Small MTU. bpf_fib_lookup's MTU check honours a route MTU only
+        // when it is locked (or, IPv4, with ip_forward_use_pmtu); an
+        // unlocked "mtu 1400" is ignored and the device MTU (1500) is used.
         "ip route add 198.18.62.0/24 via 198.18.60.254 dev lbt0 mtu lock 1400",
-        "ip -6 route add fd00:1b:62::/64 via fd00:1b:60::fe dev lbt0 mtu 1400",
+        "ip -6 route add fd00:1b:62::/64 via fd00:1b:60::fe dev lbt0 mtu lock 1400",
         // Routed, but the next hop has no neighbour entry.
         "ip route add 198.18.63.0/24 via 198.18.60.253 dev lbt0",
         "ip -6 route add fd00:1b:63::/64 via fd00:1b:60::fd dev lbt0",
         "ip route add blackhole 198.18.64.0/24",
+        // A backend behind the other interface (redirect, not TX).
+        "ip addr add 198.18.65.1/24 dev lbt1",
+        "ip neigh replace 198.18.65.10 lladdr 02:00:00:00:00:65 dev lbt1 nud permanent",
         "ip -6 route add blackhole fd00:1b:64::/64",
     };
     for (const char* c : cmds)
@@ -240,10 +245,14 @@ void XdpTest::SetUp()
     cfg.max_vips = kMaxVips;
     cfg.max_backends = kMaxBackends;
     cfg.hash_seed = kSeed;
+    // Never lbd's real pin path: these maps are this test's alone.
+    cfg.pin_path = pin_path();
     // The conntrack LRU has per-CPU lists: each possible CPU gets a share.
     cfg.conntrack_size = std::max<uint32_t>(4096, 1024u * uint32_t(libbpf_num_possible_cpus()));
     try {
-        dp_ = std::make_unique<lbd::Datapath>(cfg);
+        // Not pinned: every test starts from fresh maps and leaves nothing
+        // behind in the (shared, host) bpffs.
+        dp_ = std::make_unique<lbd::Datapath>(cfg, lbd::Pinning::None);
     } catch (const std::exception& e) {
         FAIL() << "loading the XDP program: " << e.what();
     }
@@ -280,6 +289,25 @@ void XdpTest::TearDown()
     maps_.clear();
     st_.reset();
     dp_.reset();
+    // Belt and braces: should anything ever get pinned under our private
+    // path, it goes with the test.
+    if (DIR* d = opendir(pin_path().c_str())) {
+        std::vector<std::string> names;
+        while (dirent* e = readdir(d))
+            if (std::string n = e->d_name; n != "." && n != "..")
+                names.push_back(n);
+        closedir(d);
+        for (const auto& n : names)
+            unlink((pin_path() + "/" + n).c_str());
+        rmdir(pin_path().c_str());
+        ADD_FAILURE() << "the test datapath pinned objects under " << pin_path()
+                      << " (removed); it must not pin anything";
+    }
+}
+
+std::string XdpTest::pin_path()
+{
+    return "/sys/fs/bpf/lbd-bpf-tests-" + std::to_string(getpid());
 }
 
 int XdpTest::map_fd(const std::string& name) const

@@ -9,13 +9,17 @@
 //   next hop 198.18.60.254 / fd00:1b:60::fe = 02:00:00:00:00:fe (permanent)
 //
 //   198.18.61.0/24  fd00:1b:61::/64  via the next hop              (backends)
-//   198.18.62.0/24  fd00:1b:62::/64  via the next hop, MTU 1400    (too big)
+//   198.18.62.0/24  fd00:1b:62::/64  via the next hop, MTU 1400 locked (too big)
 //   198.18.63.0/24  fd00:1b:63::/64  via .253 / ::fd, no neighbour (no neigh)
 //   198.18.64.0/24  fd00:1b:64::/64  blackhole                     (unreachable)
+//   198.18.65.0/24  on lbt1 (198.18.65.1), 198.18.65.10 = 02:00:00:00:00:65 (redirect)
 //
-// Each test gets a freshly loaded program (empty conntrack, zero counters)
-// programmed with base_config(); tests change it with set_backends() or
-// through st() directly.
+// Each test gets a freshly loaded program (empty conntrack, zero counters),
+// never pinned (Pinning::None: nothing is left in the host's bpffs, nothing
+// is adopted from it), programmed with base_config(); tests change it with
+// set_backends() or through st() directly.
+//
+// Not root: the tests skip, unless CI=true, where they fail.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -151,6 +155,7 @@ protected:
 
 private:
     static std::string& setup_error();
+    static std::string pin_path();
     std::unique_ptr<lbd::Datapath> dp_;
     std::unique_ptr<lbd::LbState> st_;
     std::vector<std::pair<std::string, int>> maps_;

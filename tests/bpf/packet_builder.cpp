@@ -669,7 +669,7 @@ bool l4_checksum_ok(const lbd::IpAddr& src, const lbd::IpAddr& dst, uint8_t prot
 std::string hexdump(std::span<const uint8_t> data, std::span<const uint8_t> other)
 {
     std::string out;
-    char buf[16];
+    char buf[32];
     for (size_t i = 0; i < data.size(); i++) {
         if (i % 16 == 0) {
             std::snprintf(buf, sizeof buf, "%s%04zx:", i ? "\n" : "", i);

@@ -58,6 +58,7 @@ for b in "$B1" "$B2" "$B3"; do
 done
 
 cfg=$T_TMP/lbd.yaml
+t_lbd_dirs lb
 write_config() { # backends for echo4: "b1 b2" or "b1 b2 b3"
 	local n
 	{
@@ -70,6 +71,10 @@ write_config() { # backends for echo4: "b1 b2" or "b1 b2 b3"
 		  max_vips: 8
 		  max_backends: 64
 		  encap_source_v4: 198.18.40.0/24
+		  pin_path: $LBD_PIN
+		control:
+		  socket: $LBD_SOCK
+		  state_dir: $LBD_STATE
 		vips:
 		  - {name: web4, address: $VIP4, port: 80, protocol: tcp, backends: [{address: 198.18.30.11}, {address: 198.18.30.12}]}
 		  - {name: web6, address: "$VIP6", port: 80, protocol: tcp, backends: [{address: "fd00:1b:30::11"}, {address: "fd00:1b:30::12"}]}
@@ -140,10 +145,15 @@ t_log_has lbd "vips\[5\]\.address" || t_fail "refused reload did not name the ba
 out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 20) || t_fail "after refused reload: $out"
 t_ok "bad reload refused (names vips[5].address); traffic unaffected: $out"
 
-# 5. Clean stop: SIGTERM detaches XDP.
+# 5. SIGTERM stops lbd; the pinned datapath keeps forwarding; --detach removes it.
 t_stop "$LBD_PID"
-t_log_has lbd "detached; bye" || t_fail "lbd did not stop cleanly"
+t_log_has lbd "XDP stays attached" || t_fail "lbd did not stop cleanly"
 grep -E "counters:" "$T_TMP/lbd.log" | sed 's/^/   /'
-ip -n "$LB" link show lb0 | grep -q xdp && t_fail "XDP still attached after lbd stopped"
-t_ok "lbd stopped on SIGTERM and detached from lb0"
+out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 10) ||
+	t_fail "no forwarding after lbd stopped: $out"
+t_ok "lbd stopped on SIGTERM; the pinned XDP program still forwards: $out"
+"$LBD" --detach --pin-path "$LBD_PIN" >"$T_TMP/detach.log" 2>&1 || t_fail "lbd --detach failed: $(cat "$T_TMP/detach.log")"
+ip -n "$LB" link show lb0 | grep -q xdp && t_fail "XDP still attached after lbd --detach"
+[[ -e $LBD_PIN ]] && t_fail "$LBD_PIN still there after lbd --detach"
+t_ok "lbd --detach removed the XDP link and the pins"
 echo "PASS: test_forwarding"

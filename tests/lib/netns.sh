@@ -16,6 +16,7 @@ FLOWS="python3 $T_REPO/tests/lib/flows.py"
 
 T_NAMESPACES=()
 T_PIDS=()
+T_PINS=()
 T_TMP=
 T_NAME=
 
@@ -64,6 +65,10 @@ t_cleanup() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
+	done
+	for pin in "${T_PINS[@]}"; do
+		[[ -e $pin ]] && "$LBD" --detach --pin-path "$pin" >/dev/null 2>&1
+		[[ -e $pin ]] && rm -rf "$pin"
 	done
 	for ns in "${T_NAMESPACES[@]}"; do
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
@@ -116,13 +121,25 @@ t_addr() {
 }
 
 # t_bg NS LOGNAME CMD...: run CMD in NS in the background, output to
-# $T_TMP/LOGNAME.log; sets T_LAST_PID.
+# $T_TMP/LOGNAME.log; sets T_LAST_PID. It enters only the network namespace
+# (nsenter), not the private mount namespace `ip netns exec` makes: there a
+# fresh /sys hides the host's bpffs, and lbd's pins would vanish with it.
 t_bg() {
 	local ns=$1 log=$2
 	shift 2
-	ip netns exec "$ns" "$@" >"$T_TMP/$log.log" 2>&1 &
+	nsenter --net="/run/netns/$ns" "$@" >"$T_TMP/$log.log" 2>&1 &
 	T_LAST_PID=$!
 	T_PIDS+=("$T_LAST_PID")
+}
+
+# t_lbd_dirs NAME: sets LBD_PIN (a bpffs pin directory, removed with
+# `lbd --detach` at cleanup), LBD_STATE (state dir) and LBD_SOCK (control
+# socket) unique to this test run, for the config of lbd instance NAME.
+t_lbd_dirs() {
+	LBD_PIN=/sys/fs/bpf/lbd-$T_NAME-$$-$1
+	LBD_STATE=$T_TMP/state-$1
+	LBD_SOCK=$T_TMP/lbd-$1.sock
+	T_PINS+=("$LBD_PIN")
 }
 
 # t_wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds.

@@ -69,7 +69,7 @@ constexpr int kMinEncapPrefixV6 = 32;
 // Top-level sections that later versions of lbd will read. Until a section
 // gets a parser, its presence is an error. To add one: move it from here to
 // the known keys in Loader::load and parse it there.
-constexpr std::array<std::string_view, 4> kReservedSections{"health", "bgp", "control", "metrics"};
+constexpr std::array<std::string_view, 3> kReservedSections{"health", "bgp", "metrics"};
 
 bool valid_ifname(const std::string& s)
 {
@@ -88,11 +88,14 @@ bool valid_vip_name(const std::string& s)
 /// Model checks. A check that reads a key the loader already reported (or a
 /// key under one) is skipped: the model holds a default there, not the value.
 class Validator {
+    const ControlConfig* cfg_control_ = nullptr;
+
 public:
     explicit Validator(std::set<std::string, std::less<>> failed = {}) : failed_(std::move(failed)) {}
 
     std::vector<ConfigError> run(const Config& cfg)
     {
+        cfg_control_ = &cfg.control;
         datapath(cfg.datapath);
         const auto& dp = cfg.datapath;
         if (!bad("datapath.max_vips") && cfg.vips.size() > dp.max_vips)
@@ -174,6 +177,12 @@ private:
             else if (p == "/.." || p.ends_with("/..") || p.find("/../") != p.npos)
                 error("datapath.pin_path", 0, "must not contain '..'");
         }
+        for (auto [key, path] : {std::pair{"control.socket", &cfg_control_->socket},
+                                 std::pair{"control.state_dir", &cfg_control_->state_dir}})
+            if (!bad(key) && !path->starts_with('/'))
+                error(key, 0, "must be an absolute path");
+        if (!bad("control.group") && cfg_control_->group.find_first_of(" /:\n") != std::string::npos)
+            error("control.group", 0, "'" + cfg_control_->group + "' is not a group name");
         encap_source("datapath.encap_source_v4", dp.encap_source_v4, Family::V4, kMinEncapPrefixV4);
         encap_source("datapath.encap_source_v6", dp.encap_source_v6, Family::V6, kMinEncapPrefixV6);
     }
@@ -253,7 +262,7 @@ public:
         std::optional<Fields> f = Fields{};
         if (!root.IsNull()) {
             lines_.emplace("", line_of(root));
-            f = fields(root, "", {"datapath", "vips"}, kReservedSections);
+            f = fields(root, "", {"datapath", "control", "vips"}, kReservedSections);
         }
         if (!f)
             return;
@@ -262,6 +271,8 @@ public:
                 error(std::string(name), "not supported by this version of lbd");
         if (auto n = require(*f, "", "datapath"))
             datapath(*n);
+        if (auto n = find(*f, "control"))
+            control(*n);
         if (auto n = find(*f, "vips"); n && !n->IsNull()) {
             if (!n->IsSequence())
                 error("vips", "must be a list of VIPs");
@@ -328,6 +339,23 @@ private:
             integer(*n, "datapath.max_vips", kMaxVips, dp.max_vips);
         if (auto n = find(*f, "max_backends"))
             integer(*n, "datapath.max_backends", kMaxBackends, dp.max_backends);
+    }
+
+    void control(const YAML::Node& node)
+    {
+        auto f = fields(node, "control", {"socket", "group", "state_dir"});
+        if (!f)
+            return;
+        auto& c = cfg.control;
+        if (auto n = find(*f, "socket"))
+            if (auto s = text(*n, "control.socket", "a path"))
+                c.socket = *s;
+        if (auto n = find(*f, "group"))
+            if (auto s = text(*n, "control.group", "a group name"))
+                c.group = *s;
+        if (auto n = find(*f, "state_dir"))
+            if (auto s = text(*n, "control.state_dir", "a path"))
+                c.state_dir = *s;
     }
 
     void vip(const YAML::Node& node, size_t i)

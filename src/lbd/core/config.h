@@ -51,8 +51,15 @@ struct DatapathConfig {
     uint32_t max_backends = 4096;
 };
 
+struct ControlConfig {
+    std::string socket = "/run/lbd/lbd.sock";
+    std::string group;                     // empty: root's group
+    std::string state_dir = "/var/lib/lbd";  // where live changes persist
+};
+
 struct Config {
     DatapathConfig datapath;
+    ControlConfig control;
     std::vector<VipConfig> vips;
 };
 

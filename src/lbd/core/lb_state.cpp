@@ -60,6 +60,29 @@ uint32_t BackendIds::release(uint32_t id)
     return ++gen_[id];
 }
 
+void BackendIds::adopt(const std::map<uint32_t, lbd_backend>& entries,
+                       const std::set<uint32_t>& referenced)
+{
+    free_.clear();
+    retired_.clear();
+    next_fresh_ = 1;
+    for (const auto& [id, be] : entries) {
+        if (id == 0 || id >= capacity_)
+            continue;
+        gen_[id] = std::max(gen_[id], be.gen);
+        next_fresh_ = std::max(next_fresh_, id + 1);
+    }
+    for (uint32_t id = 1; id < next_fresh_; id++) {
+        if (referenced.count(id))
+            continue;
+        auto e = entries.find(id);
+        if (e != entries.end() && (e->second.flags & LBD_BE_F_VALID))
+            retired_.push_back(id);
+        else
+            free_.push_back(id);
+    }
+}
+
 LbState::LbState(MapWriter& writer, uint32_t ring_size, uint32_t max_vips, uint32_t max_backends)
     : w_(writer), ring_size_(ring_size), max_vips_(max_vips), ids_(max_backends),
       vip_id_used_(max_vips, false)
@@ -258,6 +281,53 @@ bool LbState::remove_backend(const std::string& vip, const IpAddr& address, bool
         ids_.retire(gone.id);
     }
     return true;
+}
+
+std::vector<std::string> LbState::adopt(std::vector<VipState> saved)
+{
+    std::vector<std::string> log;
+    const auto entries = w_.read_backends();
+    std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> in_map = w_.read_vips();
+    std::set<uint32_t> referenced;
+
+    for (auto& v : saved) {
+        const auto key = v.key();
+        auto it = std::find_if(in_map.begin(), in_map.end(), [&](const auto& kv) {
+            return std::memcmp(&kv.first, &key, sizeof key) == 0;
+        });
+        if (it == in_map.end() || it->second.vip_id != v.vip_id || v.vip_id >= max_vips_ ||
+            vip_id_used_[v.vip_id] || vips_.count(v.name)) {
+            log.push_back("vip " + v.name + ": pinned maps do not match the saved state; re-creating it");
+            continue;
+        }
+        in_map.erase(it);
+        std::vector<BackendState> kept;
+        for (auto b : v.backends) {
+            auto e = entries.find(b.id);
+            const lbd_addr addr = to_lbd_addr(b.address);
+            if (e == entries.end() || !(e->second.flags & LBD_BE_F_VALID) || e->second.gen != b.gen ||
+                std::memcmp(&e->second.addr, &addr, sizeof addr) != 0 || referenced.count(b.id))
+                continue;  // apply() adds it again if it is still configured
+            b.up = !(e->second.flags & LBD_BE_F_DOWN);
+            referenced.insert(b.id);
+            kept.push_back(b);
+        }
+        log.push_back("vip " + v.name + ": adopted with " + std::to_string(kept.size()) + " of " +
+                      std::to_string(v.backends.size()) + " backends and its connection table");
+        v.backends = std::move(kept);
+        vip_id_used_[v.vip_id] = true;
+        // The whole ring again: identical values change nothing for flows,
+        // and a ring an earlier lbd left half-written is healed.
+        write_ring_diff(v.vip_id, nullptr, build_ring(v));
+        vips_.emplace(v.name, std::move(v));
+    }
+    for (const auto& [key, meta] : in_map) {
+        w_.delete_vip(key);
+        log.push_back("removed a pinned VIP entry (id " + std::to_string(meta.vip_id) +
+                      ") that no saved state explains");
+    }
+    ids_.adopt(entries, referenced);
+    return log;
 }
 
 void LbState::set_encap_sources(const std::optional<Prefix>& v4, const std::optional<Prefix>& v6)

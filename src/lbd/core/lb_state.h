@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <map>
 #include <optional>
 #include <string>
@@ -53,6 +54,9 @@ public:
     void retire(uint32_t id) { retired_.push_back(id); }
     /// Frees at once and returns the bumped generation that invalidates old flows.
     uint32_t release(uint32_t id);
+    /// Takes over the ids found in adopted maps: `referenced` ones are live,
+    /// other valid ones are retired (pinned flows may still use them).
+    void adopt(const std::map<uint32_t, lbd_backend>& entries, const std::set<uint32_t>& referenced);
     uint32_t live() const { return next_fresh_ - 1 - uint32_t(free_.size() + retired_.size()); }
 
 private:
@@ -70,6 +74,12 @@ public:
     /// Makes the datapath serve exactly `vips`. The config must already be
     /// valid (validate()). Returns one human-readable line per change made.
     std::vector<std::string> apply(const std::vector<VipConfig>& vips);
+
+    /// Takes over maps an earlier lbd left pinned, given the VIP states it
+    /// saved (runtime state). What the maps do not confirm is dropped (apply()
+    /// then re-creates it); map entries nothing explains are removed. Call
+    /// once, before apply(). Returns one line per VIP adopted or dropped.
+    std::vector<std::string> adopt(std::vector<VipState> saved);
 
     /// Writes the encapsulation source prefixes (none: the node's address).
     void set_encap_sources(const std::optional<Prefix>& v4, const std::optional<Prefix>& v6);

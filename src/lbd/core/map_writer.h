@@ -25,6 +25,11 @@ public:
     virtual void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
                                 std::span<const uint32_t> ids) = 0;
     virtual void put_config(const lbd_config& cfg) = 0;
+
+    // Reads, for adopting maps an earlier lbd left pinned.
+    /// Every backends entry that is not all zero.
+    virtual std::map<uint32_t, lbd_backend> read_backends() const = 0;
+    virtual std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> read_vips() const = 0;
 };
 
 struct VipKeyLess {
@@ -52,6 +57,11 @@ public:
         ring_writes += slots.size();
     }
     void put_config(const lbd_config& cfg) override { config = cfg; }
+    std::map<uint32_t, lbd_backend> read_backends() const override { return backends; }
+    std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> read_vips() const override
+    {
+        return {vips.begin(), vips.end()};
+    }
 
     std::map<lbd_vip_key, lbd_vip_meta, VipKeyLess> vips;
     std::map<uint32_t, lbd_backend> backends;

@@ -2,7 +2,10 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <algorithm>
 #include <cerrno>
+#include <ctime>
+#include <dirent.h>
 #include <cstring>
 #include <fstream>
 #include <linux/ethtool.h>
@@ -16,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#include <spdlog/spdlog.h>
 
 #include "xdp_lb.skel.h"
 
@@ -54,6 +59,8 @@ void ensure_bpffs()
     mkdir("/sys/fs/bpf", 0700);
     if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
         throw sys_error("mounting bpffs on /sys/fs/bpf", errno);
+    spdlog::info("mounted bpffs on /sys/fs/bpf (it was not mounted; in a private mount namespace "
+                 "such as `ip netns exec` makes, pins would not outlive lbd)");
 }
 
 std::vector<std::string> enable_forwarding(const std::string& iface)
@@ -158,11 +165,109 @@ void BpfMapWriter::put_config(const lbd_config& cfg)
           "writing the config map");
 }
 
+std::map<uint32_t, lbd_backend> BpfMapWriter::read_backends() const
+{
+    std::map<uint32_t, lbd_backend> out;
+    const int fd = bpf_map__fd(skel_->maps.backends);
+    const uint32_t n = bpf_map__max_entries(skel_->maps.backends);
+    static const lbd_backend zero{};
+    for (uint32_t id = 0; id < n; id++) {
+        lbd_backend be{};
+        if (bpf_map_lookup_elem(fd, &id, &be) == 0 && std::memcmp(&be, &zero, sizeof be) != 0)
+            out.emplace(id, be);
+    }
+    return out;
+}
+
+std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> BpfMapWriter::read_vips() const
+{
+    std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> out;
+    const int fd = bpf_map__fd(skel_->maps.vips);
+    lbd_vip_key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        lbd_vip_meta meta{};
+        if (bpf_map_lookup_elem(fd, &key, &meta) == 0)
+            out.emplace_back(key, meta);
+    }
+    return out;
+}
+
 // ---------------------------------------------------------------- Datapath
 
-Datapath::Datapath(const DatapathConfig& cfg) : cfg_(cfg)
+namespace {
+
+/// The maps that outlive lbd (pinned); the ring buffer and its rate limiter
+/// belong to one program load.
+std::vector<bpf_map*> pinned_maps(xdp_lb* skel)
+{
+    auto& m = skel->maps;
+    return {m.vips, m.ring, m.backends, m.conntrack, m.config, m.meta,
+            m.vip_stats, m.backend_stats, m.counters};
+}
+
+bool path_exists(const std::string& p)
+{
+    struct stat st {};
+    return stat(p.c_str(), &st) == 0;
+}
+
+lbd_meta wanted_meta(const DatapathConfig& cfg)
+{
+    lbd_meta m{};
+    m.abi_version = LBD_ABI_VERSION;
+    m.ring_size = cfg.maglev_ring_size;
+    m.hash_seed = cfg.hash_seed;
+    m.max_vips = cfg.max_vips;
+    m.max_backends = cfg.max_backends;
+    m.conntrack_size = cfg.conntrack_size;
+    return m;
+}
+
+}  // namespace
+
+void Datapath::check_pinned_meta() const
+{
+    const std::string path = cfg_.pin_path + "/meta";
+    const std::string fix = "; the datapath pinned under " + cfg_.pin_path +
+                            " was made for other settings. Run `lbd --detach --config FILE` to "
+                            "remove it (this drops the connection table), then start lbd again";
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0)
+        throw std::runtime_error("pinned maps under " + cfg_.pin_path + " have no readable meta map (" +
+                                 std::strerror(errno) + ")" + fix);
+    lbd_meta have{};
+    uint32_t zero = 0;
+    const int rc = bpf_map_lookup_elem(fd, &zero, &have);
+    close(fd);
+    if (rc < 0)
+        throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno) + fix);
+    const lbd_meta want = wanted_meta(cfg_);
+    std::string diff;
+    auto cmp = [&](const char* what, uint32_t h, uint32_t w) {
+        if (h != w)
+            diff += std::string(diff.empty() ? "" : ", ") + what + " " + std::to_string(h) +
+                    " (config: " + std::to_string(w) + ")";
+    };
+    cmp("ABI version", have.abi_version, want.abi_version);
+    cmp("maglev_ring_size", have.ring_size, want.ring_size);
+    cmp("hash_seed", have.hash_seed, want.hash_seed);
+    cmp("max_vips", have.max_vips, want.max_vips);
+    cmp("max_backends", have.max_backends, want.max_backends);
+    cmp("conntrack_size", have.conntrack_size, want.conntrack_size);
+    if (!diff.empty())
+        throw std::runtime_error("pinned maps have " + diff + fix);
+}
+
+Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinning_(pinning)
 {
     libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+    if (pinning_ == Pinning::Pin && path_exists(cfg_.pin_path + "/meta")) {
+        check_pinned_meta();
+        adopted_ = true;
+    }
     skel_ = xdp_lb__open();
     if (!skel_)
         throw sys_error("opening the XDP program", errno);
@@ -180,18 +285,38 @@ Datapath::Datapath(const DatapathConfig& cfg) : cfg_(cfg)
     bpf_map__set_max_entries(skel_->maps.backend_stats, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.conntrack, cfg.conntrack_size);
 
+    if (pinning_ == Pinning::Pin) {
+        if (mkdir(cfg_.pin_path.c_str(), 0700) != 0 && errno != EEXIST) {
+            const int err = errno;
+            xdp_lb__destroy(skel_);
+            throw sys_error("creating " + cfg_.pin_path, err);
+        }
+        for (bpf_map* m : pinned_maps(skel_))
+            bpf_map__set_pin_path(m, (cfg_.pin_path + "/" + bpf_map__name(m)).c_str());
+    }
     if (int rc = xdp_lb__load(skel_); rc < 0) {
         const int err = errno ? errno : -rc;
         xdp_lb__destroy(skel_);
         skel_ = nullptr;
-        throw sys_error("loading the XDP program (see libbpf messages above)", err);
+        throw sys_error(adopted_ ? "loading the XDP program with the pinned maps under " +
+                                       cfg_.pin_path + " (see libbpf messages above)"
+                                 : "loading the XDP program (see libbpf messages above)",
+                        err);
     }
     writer_ = std::make_unique<BpfMapWriter>(skel_, cfg.maglev_ring_size);
+    if (!adopted_) {
+        const lbd_meta m = wanted_meta(cfg_);
+        uint32_t zero = 0;
+        check(bpf_map__update_elem(skel_->maps.meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY),
+              "writing the meta map");
+    }
 }
 
 Datapath::~Datapath()
 {
-    detach();
+    for (auto& a : attached_)
+        if (a.link_fd >= 0)
+            close(a.link_fd);  // a pinned link stays attached
     if (skel_)
         xdp_lb__destroy(skel_);
 }
@@ -202,11 +327,37 @@ int Datapath::neigh_events_fd() const { return bpf_map__fd(skel_->maps.neigh_eve
 std::vector<std::string> Datapath::attach()
 {
     std::vector<std::string> log;
+    std::vector<Attachment> made;
+    auto undo = [&] {
+        for (auto& a : made) {
+            if (pinning_ == Pinning::Pin)
+                unlink((cfg_.pin_path + "/link_" + a.iface).c_str());
+            close(a.link_fd);
+        }
+    };
     for (const auto& iface : cfg_.interfaces) {
         const int ifindex = int(if_nametoindex(iface.c_str()));
         if (ifindex == 0) {
-            detach();
+            undo();
             throw std::runtime_error("interface " + iface + " does not exist");
+        }
+        const std::string pin = cfg_.pin_path + "/link_" + iface;
+        if (pinning_ == Pinning::Pin && path_exists(pin)) {
+            // An earlier lbd's link: swap this program in; the interface never
+            // goes without one.
+            const int fd = bpf_obj_get(pin.c_str());
+            bpf_link_info info{};
+            __u32 len = sizeof info;
+            if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                int(info.xdp.ifindex) == ifindex && bpf_link_update(fd, prog_fd(), nullptr) == 0) {
+                attached_.push_back({iface, ifindex, cfg_.xdp_mode, fd});
+                log.push_back("adopted the XDP link on " + iface +
+                              " and swapped this program in (no packet missed)");
+                continue;
+            }
+            if (fd >= 0)
+                close(fd);
+            unlink(pin.c_str());  // stale: its interface went away
         }
         XdpMode mode = cfg_.xdp_mode;
         std::string why;
@@ -234,25 +385,101 @@ std::vector<std::string> Datapath::attach()
         }
         if (fd < 0) {
             const int err = errno;
-            detach();
+            undo();
             std::string hint;
             if (err == EBUSY || err == EEXIST)
                 hint = " (another XDP program is attached; detach it first)";
             throw std::runtime_error("attaching XDP (" + to_string(mode) + ") to " + iface + ": " +
                                      std::strerror(err) + hint);
         }
-        attached_.push_back({iface, ifindex, mode, fd});
+        if (pinning_ == Pinning::Pin && bpf_obj_pin(fd, pin.c_str()) != 0) {
+            const int err = errno;
+            close(fd);
+            undo();
+            throw sys_error("pinning the XDP link at " + pin, err);
+        }
+        made.push_back({iface, ifindex, mode, fd});
+        attached_.push_back(made.back());
         log.push_back("attached XDP to " + iface + " in " + to_string(mode) + " mode" + why);
     }
+    // Links an earlier lbd pinned for interfaces this config no longer has.
+    if (pinning_ == Pinning::Pin)
+        if (DIR* d = opendir(cfg_.pin_path.c_str())) {
+            while (dirent* e = readdir(d)) {
+                const std::string name = e->d_name;
+                if (!name.starts_with("link_"))
+                    continue;
+                const std::string iface = name.substr(5);
+                if (std::find(cfg_.interfaces.begin(), cfg_.interfaces.end(), iface) ==
+                    cfg_.interfaces.end()) {
+                    unlink((cfg_.pin_path + "/" + name).c_str());
+                    log.push_back("detached from " + iface + " (no longer configured)");
+                }
+            }
+            closedir(d);
+        }
     return log;
 }
 
-void Datapath::detach()
+std::vector<std::string> Datapath::remove_pins(const std::string& pin_path)
 {
-    for (auto& a : attached_)
-        if (a.link_fd >= 0)
-            close(a.link_fd);
-    attached_.clear();
+    std::vector<std::string> log, links, maps;
+    DIR* d = opendir(pin_path.c_str());
+    if (!d) {
+        if (errno == ENOENT)
+            return {"nothing pinned under " + pin_path};
+        throw sys_error("opening " + pin_path, errno);
+    }
+    while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name == "." || name == "..")
+            continue;
+        (name.starts_with("link_") ? links : maps).push_back(name);
+    }
+    closedir(d);
+    for (const auto& group : {links, maps})
+        for (const auto& name : group) {
+            const std::string p = pin_path + "/" + name;
+            if (unlink(p.c_str()) != 0)
+                throw sys_error("removing " + p, errno);
+            log.push_back(name.starts_with("link_") ? "detached XDP from " + name.substr(5)
+                                                     : "unpinned " + p);
+        }
+    if (rmdir(pin_path.c_str()) != 0)
+        throw sys_error("removing " + pin_path, errno);
+    log.push_back("removed " + pin_path);
+    return log;
+}
+
+std::map<uint32_t, uint64_t> Datapath::active_flows(uint64_t idle_ns) const
+{
+    std::map<uint32_t, uint64_t> out;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+    const int fd = bpf_map__fd(skel_->maps.conntrack);
+    const int bfd = bpf_map__fd(skel_->maps.backends);
+    std::map<uint32_t, uint32_t> gens;
+    lbd_flow_key key{}, next{};
+    lbd_ct_value v{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, &v) != 0)
+            continue;
+        if (now > v.last_seen && now - v.last_seen > idle_ns)
+            continue;
+        auto g = gens.find(v.backend_id);
+        if (g == gens.end()) {
+            lbd_backend be{};
+            g = gens.emplace(v.backend_id, bpf_map_lookup_elem(bfd, &v.backend_id, &be) == 0 ? be.gen : ~0u)
+                    .first;
+        }
+        if (g->second == v.backend_gen)
+            out[v.backend_id]++;
+    }
+    return out;
 }
 
 lbd_stats Datapath::read_stats(int fd, uint32_t idx) const

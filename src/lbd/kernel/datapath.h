@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,8 @@ public:
     void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
                         std::span<const uint32_t> ids) override;
     void put_config(const lbd_config& cfg) override;
+    std::map<uint32_t, lbd_backend> read_backends() const override;
+    std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> read_vips() const override;
 
 private:
     void zero_percpu(int fd, uint32_t idx, size_t value_size);
@@ -50,20 +53,36 @@ struct Attachment {
     int link_fd = -1;
 };
 
+/// How the datapath is kept across lbd restarts: maps and one XDP link per
+/// interface are pinned under pin_path, so forwarding goes on while no lbd
+/// runs, and the next lbd adopts them (connection table included).
+enum class Pinning { Pin, None };
+
 class Datapath {
 public:
-    /// Opens the program, sizes its maps from `cfg` and loads it (verifier).
-    /// Nothing is attached yet. Throws std::runtime_error with a clear message.
-    explicit Datapath(const DatapathConfig& cfg);
-    ~Datapath();
+    /// Opens the program and sizes its maps from `cfg`. With Pinning::Pin,
+    /// maps pinned under cfg.pin_path by an earlier lbd are adopted when they
+    /// were made for the same ABI, ring size, hash seed and sizes; otherwise
+    /// this throws, naming the difference, and changes nothing. Then loads
+    /// (verifier). Nothing is attached yet. Throws std::runtime_error.
+    explicit Datapath(const DatapathConfig& cfg, Pinning pinning = Pinning::Pin);
+    ~Datapath();  // closes its fds; what is pinned stays and keeps forwarding
     Datapath(const Datapath&) = delete;
     Datapath& operator=(const Datapath&) = delete;
 
-    /// Attaches to every configured interface (bpf_link; detached again when
-    /// this object goes away). Returns one log line per interface; on failure
-    /// detaches what it attached and throws.
+    /// True when the maps (and so the connection table) were adopted.
+    bool adopted() const { return adopted_; }
+
+    /// Attaches to every configured interface: a pinned link left by an
+    /// earlier lbd gets this program swapped in (no packet is missed); else a
+    /// new link is made (and pinned). Pinned links of interfaces no longer
+    /// configured are removed. Returns one log line per interface; on failure
+    /// throws after undoing what this call attached.
     std::vector<std::string> attach();
-    void detach();
+
+    /// Removes every pin under `pin_path` (links first, which detaches XDP,
+    /// then maps) and the directory. Returns one line per thing removed.
+    static std::vector<std::string> remove_pins(const std::string& pin_path);
 
     MapWriter& writer() { return *writer_; }
     int prog_fd() const;
@@ -74,10 +93,15 @@ public:
     std::vector<uint64_t> counters() const;
     lbd_stats vip_stats(uint32_t vip_id) const;
     lbd_stats backend_stats(uint32_t id) const;
+    /// Backend id -> connection table entries seen in the last `idle_ns`.
+    std::map<uint32_t, uint64_t> active_flows(uint64_t idle_ns) const;
 
 private:
     lbd_stats read_stats(int fd, uint32_t idx) const;
+    void check_pinned_meta() const;
     DatapathConfig cfg_;
+    Pinning pinning_;
+    bool adopted_ = false;
     xdp_lb* skel_ = nullptr;
     std::unique_ptr<BpfMapWriter> writer_;
     std::vector<Attachment> attached_;

@@ -22,3 +22,4 @@ static_assert(offsetof(lbd_ct_value, last_seen) == 8);
 static_assert(sizeof(lbd_config) == 72);
 static_assert(sizeof(lbd_stats) == 24);
 static_assert(sizeof(lbd_neigh_event) == 24);
+static_assert(sizeof(lbd_meta) == 24);

@@ -1,0 +1,253 @@
+#include "health/checker.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <utility>
+
+namespace lbd::health {
+
+namespace asio = boost::asio;
+
+namespace {
+
+using Key = std::pair<std::string, IpAddr>;
+
+uint64_t mix(uint64_t x)  // splitmix64's finaliser
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+struct Slot {
+    Slot(asio::io_context& io, std::shared_ptr<const Target> t, TimePoint now)
+        : target(std::move(t)),
+          sm(target->config.healthy_threshold, target->config.unhealthy_threshold, now),
+          wait(io),
+          ctl(ProbeControl::create(io.get_executor()))
+    {
+    }
+
+    std::shared_ptr<const Target> target;
+    StateMachine sm;
+    asio::steady_timer wait;
+    std::shared_ptr<ProbeControl> ctl;
+    bool removed = false;
+    bool probing = false;
+};
+
+void log_transition(const Target& t, const Transition& tr)
+{
+    auto level = tr.to == State::Down ? spdlog::level::warn : spdlog::level::info;
+    spdlog::log(level, "health: vip {} backend {} {} -> {} ({})", t.vip, t.endpoint(), to_string(tr.from),
+                to_string(tr.to), tr.reason);
+}
+
+}  // namespace
+
+struct HealthChecker::Core {
+    explicit Core(asio::io_context& c) : io(c), epoch(Clock::now()) {}
+
+    asio::io_context& io;
+    ProbeEnv env;
+    TimePoint epoch;
+    ChangeCallback on_change;
+    ProbeCallback on_probe;
+    bool stopped = false;
+    std::map<Key, std::shared_ptr<Slot>> slots;
+};
+
+Clock::duration schedule_offset(const std::string& vip, const IpAddr& address, Clock::duration interval)
+{
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    auto add = [&h](uint8_t b) {
+        h ^= b;
+        h *= 0x100000001b3ull;
+    };
+    for (char c : vip)
+        add(static_cast<uint8_t>(c));
+    add(0);
+    add(static_cast<uint8_t>(address.family));
+    for (size_t i = 0; i < address.size(); ++i)
+        add(address.bytes[i]);
+    auto span = static_cast<uint64_t>(interval.count());
+    return span == 0 ? Clock::duration{} : Clock::duration(static_cast<Clock::rep>(mix(h) % span));
+}
+
+TimePoint next_due(TimePoint epoch, Clock::duration offset, Clock::duration interval, TimePoint not_before)
+{
+    TimePoint first = epoch + offset;
+    if (not_before <= first || interval.count() <= 0)
+        return std::max(first, not_before);
+    auto behind = not_before - first;
+    auto k = (behind.count() + interval.count() - 1) / interval.count();  // ceil
+    return first + k * interval;
+}
+
+namespace {
+
+asio::awaitable<void> run_slot(std::shared_ptr<HealthChecker::Core> core, std::shared_ptr<Slot> s)
+{
+    auto gone = [&] { return s->removed || core->stopped; };
+    TimePoint last_start{};
+    while (!gone()) {
+        auto target = s->target;
+        auto interval = std::chrono::duration_cast<Clock::duration>(target->config.interval);
+        auto offset = schedule_offset(target->vip, target->address, interval);
+        auto not_before = std::max(Clock::now(), last_start + Clock::duration(1));
+        s->wait.expires_at(next_due(core->epoch, offset, interval, not_before));
+        boost::system::error_code ec;
+        co_await s->wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (gone())
+            break;
+        if (ec || s->target != target)
+            continue;  // rescheduled by a settings change
+
+        last_start = Clock::now();
+        s->probing = true;
+        ProbeResult r = co_await run_probe(*target, *s->ctl, core->env);
+        s->probing = false;
+        if (gone())
+            break;
+        if (s->target != target)
+            continue;  // settings changed meanwhile: the result is of the old ones
+        try {
+            if (core->on_probe)
+                core->on_probe(*target, r);
+            if (gone())
+                break;
+            auto tr = s->sm.record(r.ok, std::move(r.reason), Clock::now());
+            if (tr) {
+                log_transition(*target, *tr);
+                if (core->on_change)
+                    core->on_change(*target, *tr);
+            }
+        } catch (const std::exception& e) {
+            spdlog::error("health: vip {} backend {}: callback failed: {}", target->vip, target->endpoint(), e.what());
+        }
+    }
+}
+
+}  // namespace
+
+HealthChecker::HealthChecker(asio::io_context& io) : core_(std::make_shared<Core>(io)) {}
+
+HealthChecker::~HealthChecker()
+{
+    stop();
+}
+
+void HealthChecker::on_change(ChangeCallback cb)
+{
+    core_->on_change = std::move(cb);
+}
+
+void HealthChecker::on_probe(ProbeCallback cb)
+{
+    core_->on_probe = std::move(cb);
+}
+
+void HealthChecker::set_targets(std::vector<Target> targets)
+{
+    auto& core = *core_;
+    if (core.stopped)
+        return;
+    std::map<Key, std::shared_ptr<Slot>> next;
+    auto now = Clock::now();
+    for (auto& t : targets) {
+        Key key{t.vip, t.address};
+        if (next.contains(key)) {
+            spdlog::warn("health: vip {} backend {} listed twice; the first one is used", t.vip, t.address.str());
+            continue;
+        }
+        if (auto it = core.slots.find(key); it != core.slots.end()) {
+            auto slot = it->second;
+            if (*slot->target != t) {
+                slot->target = std::make_shared<const Target>(std::move(t));
+                slot->sm.set_thresholds(slot->target->config.healthy_threshold,
+                                        slot->target->config.unhealthy_threshold);
+                slot->ctl->abort();
+                slot->wait.cancel();
+            }
+            next.emplace(std::move(key), std::move(slot));
+            core.slots.erase(it);
+            continue;
+        }
+        auto slot = std::make_shared<Slot>(core.io, std::make_shared<const Target>(std::move(t)), now);
+        next.emplace(std::move(key), slot);
+        asio::co_spawn(core.io, run_slot(core_, slot), asio::detached);
+    }
+    for (auto& [key, slot] : core.slots) {  // removed
+        slot->removed = true;
+        slot->wait.cancel();
+        slot->ctl->abort();
+    }
+    core.slots = std::move(next);
+}
+
+std::vector<TargetStatus> HealthChecker::snapshot() const
+{
+    std::vector<TargetStatus> out;
+    out.reserve(core_->slots.size());
+    auto now = Clock::now();
+    for (const auto& [key, s] : core_->slots) {
+        const auto& t = *s->target;
+        const auto& sm = s->sm;
+        out.push_back(TargetStatus{
+            .vip = t.vip,
+            .address = t.address,
+            .port = t.probe_port(),
+            .type = t.config.type,
+            .state = sm.state(),
+            .last_check = sm.last_check(),
+            .last_ok = sm.last_ok(),
+            .last_reason = sm.last_reason(),
+            .last_error = sm.last_error(),
+            .since = sm.since(),
+            .time_in_state = sm.time_in_state(now),
+            .successes = sm.successes(),
+            .failures = sm.failures(),
+            .checks = sm.checks(),
+            .probing = s->probing,
+        });
+    }
+    return out;
+}
+
+std::optional<State> HealthChecker::state(const std::string& vip, const IpAddr& address) const
+{
+    auto it = core_->slots.find(Key{vip, address});
+    if (it == core_->slots.end())
+        return std::nullopt;
+    return it->second->sm.state();
+}
+
+size_t HealthChecker::size() const
+{
+    return core_->slots.size();
+}
+
+void HealthChecker::stop()
+{
+    auto& core = *core_;
+    if (core.stopped)
+        return;
+    core.stopped = true;
+    for (auto& [key, slot] : core.slots) {
+        slot->removed = true;
+        slot->wait.cancel();
+        slot->ctl->abort();
+    }
+    core.slots.clear();
+}
+
+}  // namespace lbd::health

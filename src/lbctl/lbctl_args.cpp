@@ -1,0 +1,320 @@
+#include "lbctl/lbctl_args.h"
+
+#include "common/duration.h"
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+
+#include <CLI/CLI.hpp>
+
+namespace lbctl {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr const char* kFooter = R"(Socket: --socket PATH, else $LBD_SOCKET, else /run/lbd/lbd.sock.
+Exit codes: 0 done; 1 lbd refused the request (its error on stderr, nothing
+changed); 2 bad command line; 3 lbd could not be reached or did not answer.
+Global options (--socket, --json, --timeout) go before or after the command.
+See docs/lbctl.md and docs/control-protocol.md.)";
+
+std::string_view trim(std::string_view s)
+{
+    const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    while (!s.empty() && blank(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && blank(s.back()))
+        s.remove_suffix(1);
+    return s;
+}
+
+// The subcommand chain the parser got to, e.g. "lbctl lb create".
+std::string command_path(const CLI::App& app)
+{
+    std::string path = app.get_name();
+    const CLI::App* at = &app;
+    while (true) {
+        const auto subs = at->get_subcommands();
+        if (subs.empty())
+            break;
+        at = subs.front();
+        path += " " + at->get_name();
+    }
+    return path;
+}
+
+const CLI::App& deepest(const CLI::App& app)
+{
+    const CLI::App* at = &app;
+    while (true) {
+        const auto subs = at->get_subcommands();
+        if (subs.empty())
+            return *at;
+        at = subs.front();
+    }
+}
+
+Invocation usage_error(const CLI::App& app, const std::string& message)
+{
+    Invocation inv;
+    inv.kind = Invocation::Kind::UsageError;
+    inv.exit_code = kExitUsage;
+    inv.text = "lbctl: " + message + "\nRun '" + command_path(app) + " --help' for usage.\n";
+    return inv;
+}
+
+// Lowercases the first letter of CLI11's messages ("A subcommand is
+// required") to match the rest of lbctl's.
+std::string tidy(std::string msg)
+{
+    if (msg.size() > 1 && std::isupper(static_cast<unsigned char>(msg[0])) &&
+        !std::isupper(static_cast<unsigned char>(msg[1])))
+        msg[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(msg[0])));
+    return msg;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> split_backends(std::string_view text)
+{
+    std::vector<std::string> specs;
+    if (trim(text).empty())
+        return specs;
+    while (true) {
+        const size_t comma = text.find(',');
+        const std::string_view item = trim(text.substr(0, comma));
+        if (item.empty())
+            return std::nullopt;
+        specs.emplace_back(item);
+        if (comma == std::string_view::npos)
+            break;
+        text.remove_prefix(comma + 1);
+    }
+    return specs;
+}
+
+std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text)
+{
+    if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        uint64_t s = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), s);
+        // Cap at a day's worth of seconds times a thousand: anything larger is a typo.
+        if (ec != std::errc{} || end != text.data() + text.size() || s == 0 || s > 86'400'000)
+            return std::nullopt;
+        return std::chrono::milliseconds(s * 1000);
+    }
+    auto d = lbd::parse_duration(text);  // rejects 0 and negatives
+    if (!d || d->count() <= 0)
+        return std::nullopt;
+    return d;
+}
+
+std::optional<uint64_t> parse_weight(std::string_view text)
+{
+    if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    uint64_t w = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), w);
+    if (ec != std::errc{} || end != text.data() + text.size())
+        return std::nullopt;
+    return w;
+}
+
+Invocation parse_args(const std::vector<std::string>& args, const char* env_socket, std::string_view version)
+{
+    CLI::App app{"lbctl: the operator CLI for lbd, the XDP L4 load balancer. It sends one request to lbd's\n"
+                 "control socket and prints the answer.",
+                 "lbctl"};
+    app.footer(kFooter);
+    app.set_help_flag("-h,--help", "Print this help and exit");
+    app.set_version_flag("--version", "lbctl " + std::string(version), "Print lbctl's version and exit");
+    app.require_subcommand(1);
+    // Global options are accepted before or after the command.
+    app.fallthrough();
+
+    std::optional<std::string> socket_arg;
+    std::string timeout_arg;
+    bool json_out = false;
+    app.add_option("--socket", socket_arg, "lbd's control socket (default: $LBD_SOCKET, else /run/lbd/lbd.sock)")
+        ->type_name("PATH");
+    app.add_flag("--json", json_out, "Print lbd's answer as JSON (raw counters) instead of tables");
+    app.add_option("--timeout", timeout_arg,
+                   "How long to wait for lbd, connecting and answering: 500ms, 10s, 2m or a number of "
+                   "seconds (default 10s)")
+        ->type_name("DURATION");
+
+    // ---------------------------------------------------------- commands
+    auto* status = app.add_subcommand(
+        "status", "Show lbd: version, pid, uptime, config file, state dir, VIP count, and the interfaces the XDP "
+                  "program is attached to with their XDP mode");
+    auto* reload = app.add_subcommand(
+        "reload", "Make lbd re-read its config file and apply it, like SIGHUP. Prints the changes; on a bad "
+                  "config prints every error and nothing changes (exit 1)");
+
+    auto* lb = app.add_subcommand("lb", "Manage VIPs and their backends");
+    lb->require_subcommand(1);
+
+    auto* list = lb->add_subcommand(
+        "list", "List the VIPs: address, protocol, algorithm, backends, healthy backends, and where each comes "
+                "from (config, lbctl, or config+lbctl: from the config, changed by lbctl)");
+
+    std::string name;
+    auto* show = lb->add_subcommand(
+        "show", "Show one VIP: its totals (packets, bytes, new flows), then each backend's port, weight, state, "
+                "active flows, packets and bytes");
+    show->add_option("NAME", name, "The VIP's name")->required()->type_name("");
+
+    std::string vip, protocol, algorithm, backends_arg;
+    auto* create = lb->add_subcommand(
+        "create", "Create a VIP, with or without backends. lbd checks everything and creates nothing on an error. "
+                  "Prints the new VIP");
+    create->add_option("--name", name, "The VIP's name (unique; 1 to 63 of A-Z a-z 0-9 _ . -)")
+        ->required()
+        ->type_name("NAME");
+    create->add_option("--vip", vip, "The VIP: ADDRESS:PORT, or [ADDRESS]:PORT for IPv6")
+        ->required()
+        ->type_name("ENDPOINT");
+    auto* protocol_opt =
+        create->add_option("--protocol", protocol, "tcp or udp (lbd's default: tcp)")->type_name("PROTO");
+    auto* algorithm_opt =
+        create->add_option("--algorithm", algorithm, "How backends are picked (lbd's default: maglev)")
+            ->type_name("ALGO");
+    create->add_option("--backends", backends_arg,
+                       "Comma-separated backends: ADDRESS:PORT[:WEIGHT] or [ADDRESS]:PORT[:WEIGHT]; weight "
+                       "defaults to 1; ADDRESS alone means the VIP's port. Leave out for a VIP without backends")
+        ->type_name("SPECS")
+        ->expected(0, 1);  // so that --backends="$EMPTY" means none
+
+    std::string backend, weight_arg;
+    bool force = false;
+    auto* add_backend = lb->add_subcommand(
+        "add-backend", "Add a backend to a VIP; it takes its share of new flows at once. Prints the VIP");
+    add_backend->add_option("NAME", name, "The VIP's name")->required()->type_name("");
+    add_backend
+        ->add_option("--backend", backend,
+                     "ADDRESS:PORT[:WEIGHT] or [ADDRESS]:PORT[:WEIGHT]; weight defaults to 1; ADDRESS alone means "
+                     "the VIP's port")
+        ->required()
+        ->type_name("SPEC");
+
+    auto* set_weight = lb->add_subcommand(
+        "set-weight", "Change a backend's weight: its share of new flows. Weight 0 drains it: no new flows, "
+                      "established flows stay. Prints the VIP");
+    set_weight->add_option("NAME", name, "The VIP's name")->required()->type_name("");
+    set_weight->add_option("--backend", backend, "The backend: ADDRESS, ADDRESS:PORT or [ADDRESS]:PORT")
+        ->required()
+        ->type_name("BACKEND");
+    set_weight->add_option("--weight", weight_arg, "The new weight, a non-negative integer; 0 drains")
+        ->required()
+        ->type_name("N");
+
+    auto* remove_backend = lb->add_subcommand(
+        "remove-backend", "Remove a backend from a VIP. By default gracefully: flows pinned to it finish on it. "
+                          "With --force its flows are dropped now. Prints the VIP");
+    remove_backend->add_option("NAME", name, "The VIP's name")->required()->type_name("");
+    remove_backend->add_option("--backend", backend, "The backend: ADDRESS, ADDRESS:PORT or [ADDRESS]:PORT")
+        ->required()
+        ->type_name("BACKEND");
+    remove_backend->add_flag("--force", force, "Drop the backend's flows now instead of letting them finish");
+
+    auto* del = lb->add_subcommand("delete", "Delete a VIP and all its backends; its flows are dropped");
+    del->add_option("NAME", name, "The VIP's name")->required()->type_name("");
+
+    // ------------------------------------------------------------ parse
+    if (args.empty()) {
+        Invocation inv;
+        inv.kind = Invocation::Kind::UsageError;
+        inv.exit_code = kExitUsage;
+        inv.text = app.help();
+        return inv;
+    }
+    try {
+        std::vector<std::string> reversed(args.rbegin(), args.rend());
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        return {Invocation::Kind::Print, {}, {}, app.help(), kExitOk};
+    } catch (const CLI::CallForAllHelp&) {
+        return {Invocation::Kind::Print, {}, {}, app.help("", CLI::AppFormatMode::All), kExitOk};
+    } catch (const CLI::CallForVersion& e) {
+        return {Invocation::Kind::Print, {}, {}, std::string(e.what()) + "\n", kExitOk};
+    } catch (const CLI::ParseError& e) {
+        // A missing command says which ones there are.
+        if (dynamic_cast<const CLI::RequiredError*>(&e) && deepest(app).get_require_subcommand_min() > 0 &&
+            deepest(app).get_subcommands().empty()) {
+            std::string names;
+            for (const auto* sub : deepest(app).get_subcommands([](const CLI::App*) { return true; }))
+                names += (names.empty() ? "" : ", ") + sub->get_name();
+            // Words CLI11 could not place: the first is the unknown command.
+            for (const auto& word : app.remaining(true))
+                if (!word.empty() && word[0] != '-')
+                    return usage_error(app, "unknown command '" + word + "' (commands of '" + command_path(app) +
+                                                "': " + names + ")");
+            return usage_error(app, "'" + command_path(app) + "' needs a command: " + names);
+        }
+        return usage_error(app, tidy(e.what()));
+    }
+
+    // ------------------------------------------------- global options
+    Invocation inv;
+    inv.kind = Invocation::Kind::Request;
+    inv.exit_code = kExitOk;
+    inv.options.json = json_out;
+    if (socket_arg)
+        inv.options.socket = *socket_arg;
+    else if (env_socket && *env_socket)
+        inv.options.socket = env_socket;
+    if (inv.options.socket.empty())
+        return usage_error(app, "--socket: the path is empty");
+    if (!timeout_arg.empty() || app.count("--timeout")) {
+        auto t = parse_timeout(timeout_arg);
+        if (!t)
+            return usage_error(app, "--timeout: '" + timeout_arg +
+                                        "' is not a positive duration (e.g. 500ms, 10s, 2m, or seconds: 10)");
+        inv.options.timeout = *t;
+    }
+
+    // ----------------------------------------------------- the request
+    json& req = inv.request;
+    if (status->parsed()) {
+        req = {{"cmd", "status"}};
+    } else if (reload->parsed()) {
+        req = {{"cmd", "reload"}};
+    } else if (list->parsed()) {
+        req = {{"cmd", "lb.list"}};
+    } else if (show->parsed()) {
+        req = {{"cmd", "lb.show"}, {"name", name}};
+    } else if (create->parsed()) {
+        auto specs = split_backends(backends_arg);
+        if (!specs)
+            return usage_error(app, "--backends: empty item in '" + backends_arg +
+                                        "' (write backends separated by single commas)");
+        req = {{"cmd", "lb.create"}, {"name", name}, {"vip", vip}};
+        if (protocol_opt->count())
+            req["protocol"] = protocol;
+        if (algorithm_opt->count())
+            req["algorithm"] = algorithm;
+        req["backends"] = *specs;
+    } else if (add_backend->parsed()) {
+        req = {{"cmd", "lb.add-backend"}, {"name", name}, {"backend", backend}};
+    } else if (set_weight->parsed()) {
+        auto w = parse_weight(weight_arg);
+        if (!w)
+            return usage_error(app, "--weight: '" + weight_arg + "' is not a non-negative integer");
+        req = {{"cmd", "lb.set-weight"}, {"name", name}, {"backend", backend}, {"weight", *w}};
+    } else if (remove_backend->parsed()) {
+        req = {{"cmd", "lb.remove-backend"}, {"name", name}, {"backend", backend}, {"force", force}};
+    } else if (del->parsed()) {
+        req = {{"cmd", "lb.delete"}, {"name", name}};
+    } else {
+        return usage_error(app, "no command given");  // require_subcommand makes this unreachable
+    }
+    try {
+        (void)req.dump();
+    } catch (const json::type_error&) {
+        return usage_error(app, "the arguments are not valid UTF-8");
+    }
+    return inv;
+}
+
+}  // namespace lbctl

@@ -1,0 +1,298 @@
+#include "lbd/core/controller.h"
+
+#include <spdlog/spdlog.h>
+
+namespace lbd {
+
+using nlohmann::json;
+
+namespace {
+
+/// A refusal: its text is the one-line error the client sees.
+struct Refused : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string str_arg(const json& r, const char* key)
+{
+    auto it = r.find(key);
+    if (it == r.end() || !it->is_string() || it->get<std::string>().empty())
+        throw Refused(std::string("missing '") + key + "'");
+    return it->get<std::string>();
+}
+
+const char* state_of(const BackendState& b)
+{
+    if (!b.up)
+        return "down";
+    return b.weight == 0 ? "draining" : "up";
+}
+
+}  // namespace
+
+VipConfig Controller::current(const std::string& name) const
+{
+    for (const auto& e : effective_vips(cfg_.vips, ov_))
+        if (e.vip.name == name)
+            return e.vip;
+    throw Refused("no VIP named '" + name + "'");
+}
+
+VipSource Controller::source_of(const std::string& name) const
+{
+    for (const auto& e : effective_vips(cfg_.vips, ov_))
+        if (e.vip.name == name)
+            return e.source;
+    return VipSource::Lbctl;
+}
+
+json Controller::list() const
+{
+    json vips = json::array();
+    for (const auto& [name, v] : st_.vips()) {
+        size_t healthy = 0;
+        for (const auto& b : v.backends)
+            healthy += b.up && b.weight > 0;
+        vips.push_back({{"name", name},
+                        {"vip", Endpoint{v.address, v.port}.str()},
+                        {"protocol", to_string(v.protocol)},
+                        {"algorithm", to_string(v.algorithm)},
+                        {"backends", v.backends.size()},
+                        {"healthy", healthy},
+                        {"source", to_string(source_of(name))}});
+    }
+    return vips;
+}
+
+std::optional<json> Controller::show(const std::string& name) const
+{
+    auto it = st_.vips().find(name);
+    if (it == st_.vips().end())
+        return std::nullopt;
+    const auto& v = it->second;
+    const auto flows = stats_.active_flows();
+    const auto vs = stats_.vip_stats(v.vip_id);
+    json backends = json::array();
+    for (const auto& b : v.backends) {
+        const auto bs = stats_.backend_stats(b.id);
+        auto f = flows.find(b.id);
+        backends.push_back({{"address", b.address.str()},
+                            {"port", b.port},
+                            {"weight", b.weight},
+                            {"state", state_of(b)},
+                            {"active_flows", f == flows.end() ? 0 : f->second},
+                            {"packets", bs.packets},
+                            {"bytes", bs.bytes},
+                            {"new_flows", bs.new_flows}});
+    }
+    return json{{"name", name},
+                {"vip", Endpoint{v.address, v.port}.str()},
+                {"protocol", to_string(v.protocol)},
+                {"algorithm", to_string(v.algorithm)},
+                {"source", to_string(source_of(name))},
+                {"packets", vs.packets},
+                {"bytes", vs.bytes},
+                {"new_flows", vs.new_flows},
+                {"backends", backends}};
+}
+
+json Controller::commit(Overrides next, const std::string& name,
+                        const std::function<void()>& before_apply)
+{
+    Config candidate = cfg_;
+    candidate.vips = vips_of(effective_vips(cfg_.vips, next));
+    auto errors = validate(candidate);
+    if (!errors.empty()) {
+        // Name the VIP the error is about, not a list index the client never saw.
+        std::string msg = errors.front().message;
+        const auto& key = errors.front().key;
+        if (key.starts_with("vips[")) {
+            const size_t i = std::stoul(key.substr(5));
+            if (i < candidate.vips.size())
+                msg = "vip " + candidate.vips[i].name + ": " + msg;
+        } else if (key == "vips") {
+            msg = "too many for the maps: " + msg;
+        }
+        throw Refused(msg);
+    }
+    ov_ = std::move(next);
+    if (before_apply)
+        before_apply();
+    for (const auto& line : st_.apply(candidate.vips))
+        spdlog::info("lbctl: {}", line);
+    hooks_.persist();
+    json out{{"ok", true}};
+    if (auto v = show(name))
+        out["vip"] = *v;
+    return out;
+}
+
+json Controller::create(const json& r)
+{
+    const std::string name = str_arg(r, "name");
+    for (const auto& e : effective_vips(cfg_.vips, ov_))
+        if (e.vip.name == name)
+            throw Refused("a VIP named '" + name + "' already exists");
+    auto ep = Endpoint::parse(str_arg(r, "vip"));
+    if (!ep)
+        throw Refused("'" + str_arg(r, "vip") + "' is not an endpoint (ADDRESS:PORT or [ADDRESS]:PORT)");
+    VipConfig v;
+    v.name = name;
+    v.address = ep->addr;
+    v.port = ep->port;
+    const std::string proto = r.value("protocol", std::string("tcp"));
+    if (proto == "tcp")
+        v.protocol = Protocol::Tcp;
+    else if (proto == "udp")
+        v.protocol = Protocol::Udp;
+    else
+        throw Refused("unknown protocol '" + proto + "' (tcp or udp)");
+    const std::string alg = r.value("algorithm", std::string("maglev"));
+    if (alg != "maglev")
+        throw Refused("unknown algorithm '" + alg + "' (supported: maglev)");
+    for (const auto& e : effective_vips(cfg_.vips, ov_))
+        if (e.vip.address == v.address && e.vip.port == v.port && e.vip.protocol == v.protocol)
+            throw Refused(Endpoint{v.address, v.port}.str() + " " + proto + " is already VIP '" +
+                          e.vip.name + "'");
+    if (auto b = r.find("backends"); b != r.end()) {
+        if (!b->is_array())
+            throw Refused("'backends' must be a list of backend specs");
+        for (const auto& spec : *b) {
+            if (!spec.is_string())
+                throw Refused("'backends' must be a list of backend specs");
+            auto p = parse_backend_spec(spec.get<std::string>());
+            if (auto* err = std::get_if<std::string>(&p))
+                throw Refused(*err);
+            const auto& s = std::get<BackendSpec>(p);
+            if (s.port && *s.port != v.port)
+                throw Refused("backend port " + std::to_string(*s.port) + " must equal the VIP's port " +
+                              std::to_string(v.port) + " (DSR keeps the port)");
+            v.backends.push_back({s.address, v.port, s.weight.value_or(1), 0});
+        }
+    }
+    Overrides next = ov_;
+    next.deleted.erase(name);
+    next.vips[name] = v;
+    return commit(std::move(next), name);
+}
+
+json Controller::add_backend(const json& r)
+{
+    const std::string name = str_arg(r, "name");
+    VipConfig v = current(name);
+    auto p = parse_backend_spec(str_arg(r, "backend"));
+    if (auto* err = std::get_if<std::string>(&p))
+        throw Refused(*err);
+    const auto& s = std::get<BackendSpec>(p);
+    if (s.port && *s.port != v.port)
+        throw Refused("backend port " + std::to_string(*s.port) + " must equal the VIP's port " +
+                      std::to_string(v.port) + " (DSR keeps the port)");
+    for (const auto& b : v.backends)
+        if (b.address == s.address)
+            throw Refused("backend " + s.address.str() + " is already in '" + name + "'");
+    v.backends.push_back({s.address, v.port, s.weight.value_or(1), 0});
+    Overrides next = ov_;
+    next.vips[name] = v;
+    return commit(std::move(next), name);
+}
+
+/// The backend of `v` that `text` names (an address, or an endpoint/spec).
+static std::vector<BackendConfig>::iterator find_backend(VipConfig& v, const std::string& text)
+{
+    auto p = parse_backend_spec(text);
+    if (auto* err = std::get_if<std::string>(&p))
+        throw Refused(*err);
+    const auto& s = std::get<BackendSpec>(p);
+    if (s.port && *s.port != v.port)
+        throw Refused("backend " + text + " is not in '" + v.name + "' (its port is " +
+                      std::to_string(v.port) + ")");
+    auto it = std::find_if(v.backends.begin(), v.backends.end(),
+                           [&](const BackendConfig& b) { return b.address == s.address; });
+    if (it == v.backends.end())
+        throw Refused("backend " + s.address.str() + " is not in '" + v.name + "'");
+    return it;
+}
+
+json Controller::set_weight(const json& r)
+{
+    const std::string name = str_arg(r, "name");
+    VipConfig v = current(name);
+    auto it = find_backend(v, str_arg(r, "backend"));
+    auto w = r.find("weight");
+    if (w == r.end() || !w->is_number_integer() || w->get<int64_t>() < 0 || w->get<int64_t>() > 65535)
+        throw Refused("'weight' must be an integer between 0 and 65535");
+    it->weight = w->get<uint32_t>();
+    Overrides next = ov_;
+    next.vips[name] = v;
+    return commit(std::move(next), name);
+}
+
+json Controller::remove_backend(const json& r)
+{
+    const std::string name = str_arg(r, "name");
+    VipConfig v = current(name);
+    auto it = find_backend(v, str_arg(r, "backend"));
+    const IpAddr addr = it->address;
+    const bool force = r.value("force", false);
+    v.backends.erase(it);
+    Overrides next = ov_;
+    next.vips[name] = v;
+    return commit(std::move(next), name, [&] {
+        if (force && st_.remove_backend(name, addr, true))
+            spdlog::info("lbctl: vip {}: backend {} removed with force (pinned flows re-scheduled)",
+                         name, addr.str());
+    });
+}
+
+json Controller::remove_vip(const json& r)
+{
+    const std::string name = str_arg(r, "name");
+    current(name);  // refuses an unknown name
+    Overrides next = ov_;
+    next.vips.erase(name);
+    if (std::any_of(cfg_.vips.begin(), cfg_.vips.end(), [&](const auto& v) { return v.name == name; }))
+        next.deleted.insert(name);
+    return commit(std::move(next), name);
+}
+
+json Controller::handle(const json& r)
+{
+    try {
+        if (!r.is_object())
+            throw Refused("a request must be a JSON object");
+        const std::string cmd = str_arg(r, "cmd");
+        if (cmd == "status") {
+            json out = hooks_.status();
+            out["ok"] = true;
+            return out;
+        }
+        if (cmd == "lb.list")
+            return {{"ok", true}, {"vips", list()}};
+        if (cmd == "lb.show") {
+            auto v = show(str_arg(r, "name"));
+            if (!v)
+                throw Refused("no VIP named '" + str_arg(r, "name") + "'");
+            return {{"ok", true}, {"vip", *v}};
+        }
+        if (cmd == "lb.create")
+            return create(r);
+        if (cmd == "lb.add-backend")
+            return add_backend(r);
+        if (cmd == "lb.set-weight")
+            return set_weight(r);
+        if (cmd == "lb.remove-backend")
+            return remove_backend(r);
+        if (cmd == "lb.delete")
+            return remove_vip(r);
+        if (cmd == "reload")
+            return hooks_.reload();
+        throw Refused("unknown command '" + cmd + "'");
+    } catch (const Refused& e) {
+        return {{"ok", false}, {"error", e.what()}};
+    } catch (const std::exception& e) {
+        spdlog::error("control request failed: {}", e.what());
+        return {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
+    }
+}
+
+}  // namespace lbd
