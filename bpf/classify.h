@@ -19,12 +19,14 @@ static __always_inline __u32 classify_l4(struct hdr_cursor *nh, void *data_end,
 	struct tcphdr *tcp;
 	struct udphdr *udp;
 
+	/* The L4 header must lie within what the IP length covers, not only
+	 * within the frame: lengths are trusted later (outer header, MTU). */
 	if (proto == IPPROTO_TCP) {
-		if (parse_tcphdr(nh, data_end, &tcp) < 0)
+		if (parse_tcphdr(nh, data_end, &tcp) < 0 || pkt->l4_len < tcp->doff * 4u)
 			return LBD_CNT_PASS_MALFORMED;
 		pkt->tcp_syn = tcp->syn && !tcp->ack;
 	} else if (proto == IPPROTO_UDP) {
-		if (parse_udphdr(nh, data_end, &udp) < 0)
+		if (parse_udphdr(nh, data_end, &udp) < 0 || bpf_ntohs(udp->len) > pkt->l4_len)
 			return LBD_CNT_PASS_MALFORMED;
 	} else {
 		return LBD_CNT_PASS_NOT_VIP;
@@ -54,6 +56,9 @@ static __always_inline __u32 classify_v4(struct hdr_cursor *nh, void *data_end,
 	pkt->flow.src.w[0] = iph->saddr;
 	pkt->flow.dst.w[0] = iph->daddr;
 	pkt->ip_len = bpf_ntohs(iph->tot_len);
+	if ((void *)iph + pkt->ip_len > data_end)
+		return LBD_CNT_PASS_MALFORMED; /* claims more than the frame holds */
+	pkt->l4_len = pkt->ip_len - sizeof(*iph);
 	pkt->tos = iph->tos;
 	pkt->ttl = iph->ttl;
 	pkt->df = !!(iph->frag_off & bpf_htons(IP_DF));
@@ -63,6 +68,8 @@ static __always_inline __u32 classify_v4(struct hdr_cursor *nh, void *data_end,
 			return LBD_CNT_PASS_MALFORMED;
 		if (!icmp4_is_error(icmp->type))
 			return LBD_CNT_PASS_NOT_VIP;
+		if (pkt->l4_len < sizeof(*icmp) + sizeof(struct iphdr) + sizeof(struct l4_ports))
+			return LBD_CNT_PASS_MALFORMED;
 		return parse_icmp4_quote(nh, data_end, pkt);
 	}
 	return classify_l4(nh, data_end, pkt, proto);
@@ -83,6 +90,9 @@ static __always_inline __u32 classify_v6(struct hdr_cursor *nh, void *data_end,
 	__builtin_memcpy(&pkt->flow.src, &ip6h->saddr, sizeof(pkt->flow.src));
 	__builtin_memcpy(&pkt->flow.dst, &ip6h->daddr, sizeof(pkt->flow.dst));
 	pkt->ip_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+	if ((void *)ip6h + pkt->ip_len > data_end)
+		return LBD_CNT_PASS_MALFORMED; /* claims more than the frame holds */
+	pkt->l4_len = bpf_ntohs(ip6h->payload_len);
 	pkt->tos = (ip6h->priority << 4) | (ip6h->flow_lbl[0] >> 4);
 	pkt->ttl = ip6h->hop_limit;
 	pkt->df = 1;
@@ -96,6 +106,8 @@ static __always_inline __u32 classify_v6(struct hdr_cursor *nh, void *data_end,
 			return LBD_CNT_PASS_MALFORMED;
 		if (!icmp6_is_error(icmp->type))
 			return LBD_CNT_PASS_NOT_VIP;
+		if (pkt->l4_len < sizeof(*icmp) + sizeof(struct ipv6hdr) + sizeof(struct l4_ports))
+			return LBD_CNT_PASS_MALFORMED;
 		return parse_icmp6_quote(nh, data_end, pkt);
 	case IPPROTO_FRAGMENT:
 		return LBD_CNT_PASS_FRAGMENT;

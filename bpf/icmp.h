@@ -28,7 +28,8 @@ static __always_inline int icmp6_is_error(__u8 type)
 }
 
 /* The quoted packet went VIP -> client (a DSR reply); the flow it belongs to
- * is the reverse. Fills pkt->flow with the client's 5-tuple. Returns
+ * is the reverse. The error must be addressed to where the quoted packet came
+ * from (the VIP). Fills pkt->flow with the client's 5-tuple. Returns
  * LBD_CNT_MAX to go on, or the counter that ends the packet. */
 static __always_inline __u32 parse_icmp4_quote(struct hdr_cursor *nh, void *data_end,
 					       struct packet *pkt)
@@ -41,6 +42,8 @@ static __always_inline __u32 parse_icmp4_quote(struct hdr_cursor *nh, void *data
 	if (in->version != 4 || in->ihl != 5)
 		return LBD_CNT_PASS_NOT_VIP;
 	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return LBD_CNT_PASS_NOT_VIP;
+	if (in->saddr != pkt->flow.dst.w[0])
 		return LBD_CNT_PASS_NOT_VIP;
 	ports = (void *)(in + 1);
 	if ((void *)(ports + 1) > data_end)
@@ -65,6 +68,11 @@ static __always_inline __u32 parse_icmp6_quote(struct hdr_cursor *nh, void *data
 	if (in->version != 6)
 		return LBD_CNT_PASS_NOT_VIP;
 	if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+		return LBD_CNT_PASS_NOT_VIP;
+	if (in->saddr.in6_u.u6_addr32[0] != pkt->flow.dst.w[0] ||
+	    in->saddr.in6_u.u6_addr32[1] != pkt->flow.dst.w[1] ||
+	    in->saddr.in6_u.u6_addr32[2] != pkt->flow.dst.w[2] ||
+	    in->saddr.in6_u.u6_addr32[3] != pkt->flow.dst.w[3])
 		return LBD_CNT_PASS_NOT_VIP;
 	ports = (void *)(in + 1);
 	if ((void *)(ports + 1) > data_end)

@@ -40,6 +40,7 @@ struct packet {
 	struct lbd_flow_key flow; /* the client's 5-tuple */
 	__u32 l3_off;             /* offset of the IP header from data */
 	__u32 ip_len;             /* L3 length: IPv4 tot_len, IPv6 40 + payload_len */
+	__u32 l4_len;             /* what the IP header says follows it */
 	__u32 frame_len;
 	__be32 flow_label;        /* IPv6 only */
 	__u8 tos;                 /* IPv4 TOS / IPv6 traffic class */

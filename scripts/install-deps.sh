@@ -7,7 +7,7 @@ PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang llvm bpftool libbpf-dev
 	libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libssl-dev
-	libgtest-dev libgmock-dev libbenchmark-dev
+	libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
 	# tests and lab
 	iproute2 ethtool curl python3 iputils-ping procps
 )

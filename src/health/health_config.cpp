@@ -258,6 +258,8 @@ std::string dns_type_name(uint16_t type)
 
 void read_health(YamlReader& r, const YAML::Node& n, const std::string& path, HealthConfig& out)
 {
+    if (n.IsNull())  // "health:" with nothing under it: all defaults
+        return;
     auto f = r.fields(n, path,
                       {"type", "port", "interval", "timeout", "unhealthy_threshold", "healthy_threshold", "path",
                        "expect_status", "host", "tls_verify", "payload", "expect", "query_name", "query_type",

@@ -76,7 +76,7 @@ struct HealthConfig {
 };
 
 /// Reads a `health:` mapping at `path` (e.g. "vips[0].health") into `out`,
-/// which holds the defaults for keys left out. Unknown keys, keys that do not
+/// which holds the defaults for keys left out (a null node: all defaults). Unknown keys, keys that do not
 /// apply to the type, bad values: errors in `r` with key path and line; keys
 /// whose value could not be read go to r.failed.
 void read_health(YamlReader& r, const YAML::Node& n, const std::string& path, HealthConfig& out);

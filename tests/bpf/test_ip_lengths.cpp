@@ -1,13 +1,12 @@
 // IP length fields against the frame they arrive in.
 //
 // lbd_shared.h defines pass_malformed as "truncated or inconsistent headers".
-// The program checks that headers fit in the frame, but not that the IPv4
-// total length / IPv6 payload length agree with it: it trusts the length
-// field for the outer header, for the FIB's MTU check and for the ICMP
-// too-big decision. The DISABLED_ tests below state the expected behaviour
-// and fail against the current program (run them with
-// --gtest_also_run_disabled_tests); enable them once the program checks
-// ip_len against the frame (and against the L4 header it parses).
+// The length fields are trusted later (the outer header, the FIB's MTU check,
+// the ICMP too-big decision), so a frame shorter than its IPv4 total length
+// or IPv6 payload length, or an IP length too short for the L4 header after
+// it, is malformed and passed untouched: never encapsulated, and never
+// answered with an ICMP error (which a forged short packet could otherwise
+// aim at any address).
 #include <linux/bpf.h>
 
 #include "fixture.h"
@@ -44,7 +43,7 @@ TEST_F(IpLengths, ExactLengthsAreForwarded)
 
 // 54-byte frame whose IPv4 header claims 1000 bytes: today encapsulated with
 // an outer total length of 1020 around 40 bytes (XDP_TX, tx).
-TEST_F(IpLengths, DISABLED_Ipv4TotalLengthBeyondTheFrameIsMalformed)
+TEST_F(IpLengths, Ipv4TotalLengthBeyondTheFrameIsMalformed)
 {
     expect_malformed(from_client().ipv4(kClient4, kVip4).ttl(64).tcp(48001, 80).syn().ip_total_length(1000));
 }
@@ -53,7 +52,7 @@ TEST_F(IpLengths, DISABLED_Ipv4TotalLengthBeyondTheFrameIsMalformed)
 // the LB sends an ICMP fragmentation-needed (MTU 1480) from the VIP to the
 // (unverified, spoofable) source address: a forged 54-byte packet makes the
 // VIP send an ICMP error to any address it names.
-TEST_F(IpLengths, DISABLED_Ipv4ShortFrameClaimingFullSizeGetsNoIcmpReply)
+TEST_F(IpLengths, Ipv4ShortFrameClaimingFullSizeGetsNoIcmpReply)
 {
     expect_malformed(from_client().ipv4(kClient4, kVip4).ttl(64).df().tcp(48002, 80).syn().ip_total_length(1500));
 }
@@ -61,21 +60,21 @@ TEST_F(IpLengths, DISABLED_Ipv4ShortFrameClaimingFullSizeGetsNoIcmpReply)
 // Total length 20 (an IP header and nothing else) with a TCP header in the
 // bytes after it: today the ports are read from beyond the IP packet and it
 // is encapsulated with an outer total length of 40.
-TEST_F(IpLengths, DISABLED_Ipv4TotalLengthShorterThanTheTcpHeaderIsMalformed)
+TEST_F(IpLengths, Ipv4TotalLengthShorterThanTheTcpHeaderIsMalformed)
 {
     expect_malformed(from_client().ipv4(kClient4, kVip4).ttl(64).df().tcp(48003, 80).syn().ip_total_length(20));
 }
 
 // 74-byte frame whose IPv6 header claims a 1000-byte payload: today
 // encapsulated with an outer payload length of 1040.
-TEST_F(IpLengths, DISABLED_Ipv6PayloadLengthBeyondTheFrameIsMalformed)
+TEST_F(IpLengths, Ipv6PayloadLengthBeyondTheFrameIsMalformed)
 {
     expect_malformed(from_client().ipv6(kClient6, kVip6).tcp(48004, 80).syn().ip_payload_length(1000));
 }
 
 // Payload length 0 (no jumbo option: hop-by-hop headers are passed anyway)
 // with a TCP header after the IPv6 header: today encapsulated.
-TEST_F(IpLengths, DISABLED_Ipv6PayloadLengthShorterThanTheTcpHeaderIsMalformed)
+TEST_F(IpLengths, Ipv6PayloadLengthShorterThanTheTcpHeaderIsMalformed)
 {
     expect_malformed(from_client().ipv6(kClient6, kVip6).tcp(48005, 80).syn().ip_payload_length(0));
 }
@@ -83,7 +82,7 @@ TEST_F(IpLengths, DISABLED_Ipv6PayloadLengthShorterThanTheTcpHeaderIsMalformed)
 // IPv6 too-big decision from a lying payload length: a 74-byte frame
 // claiming 1400 bytes to the MTU-1400 backend is answered with a Packet Too
 // Big today.
-TEST_F(IpLengths, DISABLED_Ipv6ShortFrameClaimingLargePayloadGetsNoPacketTooBig)
+TEST_F(IpLengths, Ipv6ShortFrameClaimingLargePayloadGetsNoPacketTooBig)
 {
     expect_malformed(from_client().ipv6(kClient6, kSmallVip6).tcp(48006, 80).syn().ip_payload_length(1360));
 }

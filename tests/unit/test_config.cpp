@@ -301,10 +301,25 @@ metrics: {}
 
 TEST(Config, ReservedSectionsAreErrorsOnlyWhenPresent)
 {
-    auto errors = errors_of(kDatapath + "health: {}\nbgp: {}\ncontrol: {}\nmetrics: {}\n");
-    ASSERT_EQ(errors.size(), 4u) << dump(errors);
+    auto errors = errors_of(kDatapath + "health: {}\nbgp: {}\nmetrics: {}\n");
+    ASSERT_EQ(errors.size(), 3u) << dump(errors);
     for (const auto& e : errors)
         EXPECT_EQ(e.message, "not supported by this version of lbd");
+}
+
+TEST(Config, ControlSection)
+{
+    auto ok = load_config_string(kDatapath + "control:\n  socket: /run/x.sock\n  group: lbd\n  state_dir: /var/lib/x\n");
+    ASSERT_TRUE(std::holds_alternative<Config>(ok));
+    const auto& c = std::get<Config>(ok).control;
+    EXPECT_EQ(c.socket, "/run/x.sock");
+    EXPECT_EQ(c.group, "lbd");
+    EXPECT_EQ(c.state_dir, "/var/lib/x");
+    auto errors = errors_of(kDatapath + "control:\n  socket: relative.sock\n  sate_dir: /x\n");
+    ASSERT_EQ(errors.size(), 2u) << dump(errors);
+    EXPECT_EQ(errors[0].key, "control.socket");
+    EXPECT_EQ(errors[0].message, "must be an absolute path");
+    EXPECT_EQ(errors[1].message, "unknown key 'sate_dir'");
 }
 
 TEST(Config, NoCascadeFromUnparsedValues)

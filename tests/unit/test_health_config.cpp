@@ -63,6 +63,13 @@ TEST(HealthConfig, EmptyMappingKeepsDefaults)
     EXPECT_EQ(p.cfg, HealthConfig{});
 }
 
+TEST(HealthConfig, NullNodeKeepsDefaults)
+{
+    auto p = parse("");
+    EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
+    EXPECT_EQ(p.cfg, HealthConfig{});
+}
+
 TEST(HealthConfig, HttpFull)
 {
     auto p = parse(R"(  type: http

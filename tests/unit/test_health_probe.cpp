@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <sys/socket.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -78,6 +80,7 @@ struct HttpServer {
     std::string response;
     std::string seen;
     bool answer = true;
+    bool greet = false;  // send the response at once, before reading anything
 
     HttpServer(asio::io_context& io, std::string r)
         : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), response(std::move(r))
@@ -95,6 +98,10 @@ struct HttpServer {
                 co_return;
             std::string head;
             std::array<char, 1024> buf;
+            if (greet) {
+                co_await asio::async_write(sock, asio::buffer(response), asio::redirect_error(asio::use_awaitable, ec));
+                continue;
+            }
             while (head.find("\r\n\r\n") == head.npos) {
                 size_t n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
                 if (ec)
@@ -109,6 +116,25 @@ struct HttpServer {
             }
             co_await asio::async_write(sock, asio::buffer(response), asio::redirect_error(asio::use_awaitable, ec));
         }
+    }
+};
+
+/// Connects `n` non-blocking sockets to `ep` without waiting: with a listen
+/// backlog of 0 and nobody accepting, later SYNs to it go unanswered.
+struct BacklogFiller {
+    std::vector<int> fds;
+    BacklogFiller(const tcp::endpoint& ep, int n)
+    {
+        for (int i = 0; i < n; ++i) {
+            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size()));
+            fds.push_back(fd);
+        }
+    }
+    ~BacklogFiller()
+    {
+        for (int fd : fds)
+            ::close(fd);
     }
 };
 
@@ -141,15 +167,7 @@ TEST(HealthProbe, TcpTimeoutWhenBacklogIsFull)
     tcp::acceptor a(io, tcp::v4(), fd);
     a.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     a.listen(0);
-    std::vector<std::unique_ptr<tcp::socket>> fill;
-    for (int i = 0; i < 4; ++i) {
-        auto s = std::make_unique<tcp::socket>(io);
-        s->open(tcp::v4());
-        s->non_blocking(true);
-        boost::system::error_code ec;
-        s->connect(a.local_endpoint(), ec);
-        fill.push_back(std::move(s));
-    }
+    BacklogFiller fill(a.local_endpoint(), 4);
     auto t = target(CheckType::Tcp, a.local_endpoint().port(), 200ms);
     auto start = std::chrono::steady_clock::now();
     auto r = probe_once(io, t);
@@ -208,10 +226,11 @@ TEST(HealthProbe, HttpBadResponseAndTimeout)
 TEST(HealthProbe, HttpsAgainstPlainServerFailsHandshake)
 {
     asio::io_context io;
-    HttpServer plain(io, "HTTP/1.1 200 OK\r\n\r\n");
+    HttpServer plain(io, "HTTP/1.1 400 Bad Request\r\n\r\n");
+    plain.greet = true;
     auto r = probe_once(io, target(CheckType::Https, plain.port()));
     EXPECT_FALSE(r.ok);
-    EXPECT_FALSE(r.reason.empty());
+    EXPECT_TRUE(r.reason.starts_with("tls handshake: ")) << r.reason;
 }
 
 TEST(HealthProbe, UdpReplyExpectAndRefused)
