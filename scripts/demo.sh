@@ -22,37 +22,10 @@ source "$REPO/tests/lib/netns.sh"
 t_init lbd-demo
 t_require_root
 
-S=$(($$ % 100000))
-CL=demo-cl-$S RT=demo-rt-$S LB=demo-lb-$S
-VIP4=198.18.1.100 VIP6=fd00:1b:1::100
 step() { printf '\n== %s\n' "$*"; }
 
 step "Building the lab: client, router, one LB node, three backends (namespaces)"
-for ns in "$CL" "$RT" "$LB"; do t_ns "$ns"; done
-ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-t_link "$CL" c0 "$RT" rc0
-t_addr "$CL" c0 198.18.10.2/24 fd00:1b:10::2/64
-t_addr "$RT" rc0 198.18.10.1/24 fd00:1b:10::1/64
-ip -n "$CL" route add default via 198.18.10.1
-ip -n "$CL" -6 route add default via fd00:1b:10::1
-t_link "$RT" rl0 "$LB" lb0
-t_addr "$RT" rl0 198.18.20.1/24 fd00:1b:20::1/64
-t_addr "$LB" lb0 198.18.20.2/24 fd00:1b:20::2/64
-ip -n "$LB" route add default via 198.18.20.1
-ip -n "$LB" -6 route add default via fd00:1b:20::1
-ip -n "$RT" route add "$VIP4/32" via 198.18.20.2
-ip -n "$RT" -6 route add "$VIP6/128" via fd00:1b:20::2
-ip netns exec "$RT" "$LBD_DECAP" attach rl0 >/dev/null
-ip -n "$RT" link add br0 type bridge
-ip -n "$RT" link set br0 up
-t_addr "$RT" br0 198.18.30.1/24 fd00:1b:30::1/64
-for i in 1 2 3; do
-	b=demo-b$i-$S
-	t_ns "$b"
-	t_link "$b" eth0 "$RT" "rb$i"
-	ip -n "$RT" link set "rb$i" master br0
-	t_backend "$b" eth0 "198.18.30.1$i/24" "fd00:1b:30::1$i/64" 198.18.30.1 fd00:1b:30::1 "b$i" "$VIP4" "$VIP6"
-done
+t_single_lb_topology demo 3
 echo "   client 198.18.10.2 -> router -> lb 198.18.20.2 (VIP $VIP4, [$VIP6]) -> backends 198.18.30.11-13"
 
 cfg=$T_TMP/lbd.yaml

@@ -62,7 +62,7 @@ link() { # NS1 IF1 NS2 IF2
 
 birdc_() { birdc -s "$BIRD_SOCK" "$@"; }
 # bird_has PREFIX PROTOCOL: BIRD holds a route for PREFIX learnt over PROTOCOL.
-bird_has() { birdc_ show route "$1" protocol "$2" | grep -q ' via '; }
+bird_has() { birdc_ show route "$1" protocol "$2" | grep -qw via; }
 # fib_paths PREFIX: next hops of the router's kernel route (0 if none).
 fib_paths() {
 	local out
@@ -171,11 +171,11 @@ EOF
 start_driver() {
 	local name=$1 ns=$2 fd
 	mkfifo "$T_TMP/$name.in"
+	exec {fd}<>"$T_TMP/$name.in" # read-write: opening does not wait for a reader
+	printf -v "F${name^^}" %s "$fd"
 	t_bg "$ns" "driver-$name" "$DRIVER" "$T_TMP/$name.yaml" --relay "$RELAY" \
 		--runtime-dir "$T_TMP/$name-run" <"$T_TMP/$name.in"
 	printf -v "PID_${name^^}" %s "$T_LAST_PID"
-	exec {fd}>"$T_TMP/$name.in"
-	printf -v "F${name^^}" %s "$fd"
 }
 start_driver a "$A"
 start_driver b "$B"

@@ -21,41 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
 t_init test_forwarding
 t_require_root
 
-S=$(($$ % 100000))
-CL=fwd-cl-$S RT=fwd-rt-$S LB=fwd-lb-$S
-B1=fwd-b1-$S B2=fwd-b2-$S B3=fwd-b3-$S
-VIP4=198.18.1.100 VIP6=fd00:1b:1::100
-
-for ns in "$CL" "$RT" "$LB" "$B1" "$B2" "$B3"; do t_ns "$ns"; done
-ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-
-t_link "$CL" c0 "$RT" rc0
-t_addr "$CL" c0 198.18.10.2/24 fd00:1b:10::2/64
-t_addr "$RT" rc0 198.18.10.1/24 fd00:1b:10::1/64
-ip -n "$CL" route add default via 198.18.10.1
-ip -n "$CL" -6 route add default via fd00:1b:10::1
-
-t_link "$RT" rl0 "$LB" lb0
-t_addr "$RT" rl0 198.18.20.1/24 fd00:1b:20::1/64
-t_addr "$LB" lb0 198.18.20.2/24 fd00:1b:20::2/64
-ip -n "$LB" route add default via 198.18.20.1
-ip -n "$LB" -6 route add default via fd00:1b:20::1
-ip -n "$RT" route add "$VIP4/32" via 198.18.20.2
-ip -n "$RT" -6 route add "$VIP6/128" via fd00:1b:20::2
-# Native XDP_TX on a veth reaches the peer only if the peer runs an XDP
-# program: lbd-decap (which passes everything not tunnelled to the router).
-ip netns exec "$RT" "$LBD_DECAP" attach rl0 >/dev/null
-
-ip -n "$RT" link add br0 type bridge
-ip -n "$RT" link set br0 up
-t_addr "$RT" br0 198.18.30.1/24 fd00:1b:30::1/64
-i=0
-for b in "$B1" "$B2" "$B3"; do
-	i=$((i + 1))
-	t_link "$b" eth0 "$RT" "rb$i"
-	ip -n "$RT" link set "rb$i" master br0
-	t_backend "$b" eth0 "198.18.30.1$i/24" "fd00:1b:30::1$i/64" 198.18.30.1 fd00:1b:30::1 "b$i" "$VIP4" "$VIP6"
-done
+t_single_lb_topology fwd 3
 
 cfg=$T_TMP/lbd.yaml
 t_lbd_dirs lb

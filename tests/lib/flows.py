@@ -9,6 +9,8 @@ tcp     open TCP connections to a VIP's echo service; count per backend.
 hold    open TCP connections, note each one's backend, wait until a file
         appears, then talk again on every connection: report how many broke
         or moved to another backend.
+stream  send sequence-numbered datagrams on one 5-tuple at a steady rate
+        until a file appears; report sent, answered, lost and the backends.
 Every client prints one JSON object and exits non-zero if something failed.
 """
 import argparse
@@ -189,6 +191,43 @@ def hold(args):
     return 0 if broken == 0 and moved == 0 else 1
 
 
+def stream(args):
+    fam = family_of(args.addr)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.settimeout(0.002)
+    answered, backends = set(), {}
+    sent = 0
+    interval = 1.0 / args.rate
+    next_send = time.time()
+
+    def drain():
+        while True:
+            try:
+                data, _ = s.recvfrom(2048)
+            except (socket.timeout, BlockingIOError):
+                return
+            parts = data.split()
+            if len(parts) >= 2 and parts[1].startswith(b"seq"):
+                answered.add(int(parts[1][3:]))
+                t = parts[0].decode()
+                backends[t] = backends.get(t, 0) + 1
+
+    deadline = time.time() + args.wait
+    while not os.path.exists(args.go) and time.time() < deadline:
+        now = time.time()
+        if now >= next_send:
+            s.sendto(b"seq%d" % sent, (args.addr, args.port))
+            sent += 1
+            next_send += interval
+        drain()
+    end = time.time() + 1.0  # the last answers in flight
+    while time.time() < end:
+        drain()
+    lost = sent - len(answered)
+    print(json.dumps({"sent": sent, "answered": len(answered), "lost": lost, "backends": backends}), flush=True)
+    return 0 if lost == 0 and sent > 0 else 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -198,7 +237,7 @@ def main():
     s.add_argument("--tcp-echo", type=int, default=0)
     s.add_argument("--udp-echo", type=int, default=0)
     s.add_argument("--udp-bind", nargs="*")
-    for name in ("udp", "tcp", "hold"):
+    for name in ("udp", "tcp", "hold", "stream"):
         c = sub.add_parser(name)
         c.add_argument("--addr", required=True)
         c.add_argument("--port", type=int, required=True)
@@ -207,8 +246,9 @@ def main():
         c.add_argument("--tries", type=int, default=3)
         c.add_argument("--go", default="")
         c.add_argument("--wait", type=float, default=120.0)
+        c.add_argument("--rate", type=float, default=200.0)
     a = p.parse_args()
-    return {"serve": serve, "udp": udp, "tcp": tcp, "hold": hold}[a.cmd](a)
+    return {"serve": serve, "udp": udp, "tcp": tcp, "hold": hold, "stream": stream}[a.cmd](a)
 
 
 if __name__ == "__main__":

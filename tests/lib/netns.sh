@@ -180,3 +180,61 @@ t_backend() {
 	t_bg "$ns" "server-$tag" $FLOWS serve --tag "$tag" --http 80 --tcp-echo 7000 --udp-echo 5300 --udp-bind "$@"
 	t_wait_for 10 "servers on $tag" grep -q "serving" "$T_TMP/server-$tag.log"
 }
+
+# t_single_lb_topology PREFIX NBACKENDS: the namespaces of one LB node
+#
+#   client --- router --- lb (lb0; the router's rl0 runs lbd-decap so that
+#                 |            native XDP_TX on lb0 reaches it)
+#                 +-- br0 --- b1..bN (lbd-decap, VIPs on lo, tagged servers)
+#
+# Sets CL RT LB, BACKENDS (namespace names), VIP4 VIP6, and backend i's
+# addresses 198.18.30.1i / fd00:1b:30::1i.
+t_single_lb_topology() {
+	local p=$1 n=$2 i b
+	CL=$p-cl-$$ RT=$p-rt-$$ LB=$p-lb-$$
+	VIP4=198.18.1.100 VIP6=fd00:1b:1::100
+	BACKENDS=()
+	for ns in "$CL" "$RT" "$LB"; do t_ns "$ns"; done
+	ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	t_link "$CL" c0 "$RT" rc0
+	t_addr "$CL" c0 198.18.10.2/24 fd00:1b:10::2/64
+	t_addr "$RT" rc0 198.18.10.1/24 fd00:1b:10::1/64
+	ip -n "$CL" route add default via 198.18.10.1
+	ip -n "$CL" -6 route add default via fd00:1b:10::1
+	t_link "$RT" rl0 "$LB" lb0
+	t_addr "$RT" rl0 198.18.20.1/24 fd00:1b:20::1/64
+	t_addr "$LB" lb0 198.18.20.2/24 fd00:1b:20::2/64
+	ip -n "$LB" route add default via 198.18.20.1
+	ip -n "$LB" -6 route add default via fd00:1b:20::1
+	ip -n "$RT" route add "$VIP4/32" via 198.18.20.2
+	ip -n "$RT" -6 route add "$VIP6/128" via fd00:1b:20::2
+	ip netns exec "$RT" "$LBD_DECAP" attach rl0 >/dev/null
+	ip -n "$RT" link add br0 type bridge
+	ip -n "$RT" link set br0 up
+	t_addr "$RT" br0 198.18.30.1/24 fd00:1b:30::1/64
+	for ((i = 1; i <= n; i++)); do
+		b=$p-b$i-$$
+		BACKENDS+=("$b")
+		t_ns "$b"
+		t_link "$b" eth0 "$RT" "rb$i"
+		ip -n "$RT" link set "rb$i" master br0
+		t_backend "$b" eth0 "198.18.30.1$i/24" "fd00:1b:30::1$i/64" 198.18.30.1 fd00:1b:30::1 "b$i" "$VIP4" "$VIP6"
+	done
+}
+
+# t_lbd_config_head: the datapath and control sections for the single-LB
+# topology (after t_lbd_dirs), for a config built with a heredoc.
+t_lbd_config_head() {
+	cat <<-YAML
+	datapath:
+	  interfaces: [lb0]
+	  xdp_mode: native
+	  conntrack_size: 65536
+	  max_vips: 8
+	  max_backends: 64
+	  pin_path: $LBD_PIN
+	control:
+	  socket: $LBD_SOCK
+	  state_dir: $LBD_STATE
+	YAML
+}
