@@ -64,16 +64,17 @@ birdc_() { birdc -s "$BIRD_SOCK" "$@"; }
 # bird_has PREFIX PROTOCOL: BIRD holds a route for PREFIX learnt over PROTOCOL.
 bird_has() { birdc_ show route "$1" protocol "$2" | grep -qw via; }
 # fib_paths PREFIX: next hops of the router's kernel route (0 if none).
+fib_route() { ip -n "$R" "$([[ $1 == *:* ]] && echo -6 || echo -4)" route show "$1"; }
 fib_paths() {
 	local out
-	out=$(ip -n "$R" route show "$1" 2>/dev/null)
+	out=$(fib_route "$1" 2>/dev/null)
 	if [[ -z $out ]]; then echo 0
 	elif grep -q nexthop <<<"$out"; then grep -c nexthop <<<"$out"
 	else echo 1
 	fi
 }
 fib_paths_is() { [[ $(fib_paths "$1") -eq $2 ]]; }
-fib_via() { ip -n "$R" route show "$1" | grep -q "via $2"; }
+fib_via() { fib_route "$1" | grep -q "via $2"; }
 
 # ------------------------------------------------------------------ topology
 t_ns "$R"
@@ -173,9 +174,12 @@ start_driver() {
 	mkfifo "$T_TMP/$name.in"
 	exec {fd}<>"$T_TMP/$name.in" # read-write: opening does not wait for a reader
 	printf -v "F${name^^}" %s "$fd"
-	t_bg "$ns" "driver-$name" "$DRIVER" "$T_TMP/$name.yaml" --relay "$RELAY" \
-		--runtime-dir "$T_TMP/$name-run" <"$T_TMP/$name.in"
-	printf -v "PID_${name^^}" %s "$T_LAST_PID"
+	# Not t_bg: an asynchronous command gets /dev/null as stdin unless it
+	# redirects stdin itself.
+	ip netns exec "$ns" "$DRIVER" "$T_TMP/$name.yaml" --relay "$RELAY" --runtime-dir "$T_TMP/$name-run" \
+		<"$T_TMP/$name.in" >"$T_TMP/driver-$name.log" 2>&1 &
+	T_PIDS+=($!)
+	printf -v "PID_${name^^}" %s $!
 }
 start_driver a "$A"
 start_driver b "$B"
@@ -197,7 +201,7 @@ birdc_ show route $VIP4/32 protocol lba all | grep -q 'BGP.large_community: (650
 t_ok "attributes: MED 100, community (65001,100), large community (65001,1,2)"
 
 until_ms 5000 "two next hops for $VIP4 in the router's FIB" fib_paths_is $VIP4 2 >/dev/null
-fib_via $VIP4 198.18.0.2 && fib_via $VIP4 198.18.0.6 || t_fail "FIB: $(ip -n "$R" route show $VIP4)"
+fib_via $VIP4 198.18.0.2 && fib_via $VIP4 198.18.0.6 || t_fail "FIB: $(fib_route $VIP4)"
 t_ok "router FIB: one multipath route for $VIP4 via 198.18.0.2 and 198.18.0.6"
 until_ms 5000 "two next hops for $VIP6 in the router's FIB" fib_paths_is $VIP6 2 >/dev/null
 t_ok "router FIB: one multipath route for $VIP6 via fd00:1b:0:1::2 and fd00:1b:0:2::2"
@@ -212,7 +216,7 @@ ms=$(until_ms 2000 "A's routes to leave BIRD after the maintenance file" \
 	eval "not bird_has $VIP4/32 lba && not bird_has $VIP6/128 lba6")
 t_ok "maintenance file on A: $VIP4/32 and $VIP6/128 withdrawn from BIRD in ${ms} ms"
 until_ms 2000 "a single next hop (B)" fib_paths_is $VIP4 1 >/dev/null
-fib_via $VIP4 198.18.0.6 || t_fail "FIB: $(ip -n "$R" route show $VIP4)"
+fib_via $VIP4 198.18.0.6 || t_fail "FIB: $(fib_route $VIP4)"
 t_ok "router FIB: $VIP4 only via B while A is in maintenance"
 rm "$T_TMP/a-disable"
 ms=$(until_ms 2000 "A's routes back in BIRD" eval "bird_has $VIP4/32 lba && bird_has $VIP6/128 lba6")
@@ -225,7 +229,7 @@ until_ms 2000 "B's route with the maintenance MED" \
 birdc_ show route $VIP4/32 protocol lbb all | grep -q 'BGP.community:.*(65001,666)' ||
 	t_fail "B's depref route lacks community 65001:666: $(birdc_ show route $VIP4/32 protocol lbb all)"
 until_ms 2000 "the router to prefer A only" fib_paths_is $VIP4 1 >/dev/null
-fib_via $VIP4 198.18.0.2 || t_fail "FIB: $(ip -n "$R" route show $VIP4)"
+fib_via $VIP4 198.18.0.2 || t_fail "FIB: $(fib_route $VIP4)"
 t_ok "depref on B: still announced with MED 1000 + community (65001,666); router uses A only"
 rm "$T_TMP/b-disable"
 until_ms 2000 "B back to MED 100 and ECMP" eval "fib_paths_is $VIP4 2" >/dev/null
@@ -237,7 +241,7 @@ ms=$(until_ms 2000 "A's $VIP4/32 withdrawn" not bird_has $VIP4/32 lba)
 t_ok "healthy web 0 on A: $VIP4/32 withdrawn in ${ms} ms"
 bird_has $VIP6/128 lba6 || t_fail "web6 on A was withdrawn too"
 until_ms 2000 "a single next hop" fib_paths_is $VIP4 1 >/dev/null
-fib_via $VIP4 198.18.0.6 || t_fail "FIB: $(ip -n "$R" route show $VIP4)"
+fib_via $VIP4 198.18.0.6 || t_fail "FIB: $(fib_route $VIP4)"
 t_ok "router FIB: withdrawing on A leaves the single next hop via B"
 command_a healthy web 1
 ms=$(until_ms 10000 "A's $VIP4/32 re-announced" bird_has $VIP4/32 lba)
