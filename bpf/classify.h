@@ -25,6 +25,7 @@ static __always_inline __u32 classify_l4(struct hdr_cursor *nh, void *data_end,
 		if (parse_tcphdr(nh, data_end, &tcp) < 0 || pkt->l4_len < tcp->doff * 4u)
 			return LBD_CNT_PASS_MALFORMED;
 		pkt->tcp_syn = tcp->syn && !tcp->ack;
+		pkt->tcp_close = tcp->fin || tcp->rst;
 	} else if (proto == IPPROTO_UDP) {
 		if (parse_udphdr(nh, data_end, &udp) < 0 || bpf_ntohs(udp->len) > pkt->l4_len)
 			return LBD_CNT_PASS_MALFORMED;

@@ -60,6 +60,19 @@ LBD_HASH_INLINE __u32 lbd_flow_hash(const struct lbd_flow_key *k, __u32 seed)
 	return lbd_hash_final(h ^ 40);
 }
 
+/* Hash of an address alone (source-hash: the client's address, so every
+ * flow of one client, from any port, gets the same value on every node). */
+LBD_HASH_INLINE __u32 lbd_addr_hash(const struct lbd_addr *a, __u32 seed)
+{
+	__u32 h = seed;
+
+	h = lbd_hash_round(h, a->w[0]);
+	h = lbd_hash_round(h, a->w[1]);
+	h = lbd_hash_round(h, a->w[2]);
+	h = lbd_hash_round(h, a->w[3]);
+	return lbd_hash_final(h ^ 16);
+}
+
 /* Map a 32-bit hash onto [0, n) without a division (multiply-shift). */
 LBD_HASH_INLINE __u32 lbd_reduce(__u32 h, __u32 n)
 {

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define LBD_ABI_VERSION 1
+#define LBD_ABI_VERSION 2
 
 /* Default map sizes; the real sizes are set from the config before load. */
 #ifndef LBD_DEFAULT_MAX_VIPS
@@ -49,9 +49,15 @@ struct lbd_vip_key {
 	__u8 family; /* LBD_AF_INET or LBD_AF_INET6 */
 };
 
-/* How a VIP picks the backend of a new flow (see select.h). */
+/* How a VIP picks the backend of a new flow (see select.h and
+ * docs/scheduling.md). */
 enum lbd_algorithm {
-	LBD_ALG_MAGLEV = 0,
+	LBD_ALG_MAGLEV = 0,      /* the VIP's ring, slot by the 5-tuple hash */
+	LBD_ALG_ROUND_ROBIN,     /* sched.seq: every member once, per-CPU cursor */
+	LBD_ALG_WEIGHTED,        /* sched.seq: smooth weighted sequence, per-CPU cursor */
+	LBD_ALG_LEAST_CONN,      /* sched.ids: fewest lc_active / weight */
+	LBD_ALG_SOURCE_HASH,     /* the VIP's ring, slot by the client address hash */
+	LBD_ALG_FAILOVER,        /* sched.ids (by weight, highest first): first up */
 	LBD_ALG_MAX,
 };
 
@@ -60,7 +66,43 @@ struct lbd_vip_meta {
 	__u32 vip_id;    /* index of the VIP's ring and of vip_stats */
 	__u32 flags;     /* LBD_VIP_F_* */
 	__u32 algorithm; /* enum lbd_algorithm */
+	__u32 persist_timeout_ms; /* with LBD_VIP_F_PERSIST: how long a client is remembered */
+	__u8 persist_prefix_v4;   /* client addresses grouped by this prefix (1..32) */
+	__u8 persist_prefix_v6;   /* (1..128) */
+	__u16 reserved;
+};
+
+/* UDP only: every datagram is scheduled on its own, no connection table. */
+#define LBD_VIP_F_ONE_PACKET 0x1
+/* A client's new flows go to the backend of its last one (persist map). */
+#define LBD_VIP_F_PERSIST 0x2
+
+/* Backends of a VIP that is not scheduled by a ring (round-robin, weighted,
+ * least-conn, failover): value of the sched map, key vip_id. Only members
+ * that may take new flows are listed (weight > 0, up); the program still
+ * skips one whose backends entry says down or invalid. */
+#define LBD_SCHED_MAX_BACKENDS 256
+#define LBD_SCHED_SEQ_MAX 1024
+struct lbd_sched {
+	__u32 count;   /* members in ids[] and weights[] */
+	__u32 seq_len; /* entries in seq[] (round-robin, weighted; else 0) */
+	__u32 ids[LBD_SCHED_MAX_BACKENDS];     /* backend ids; failover: highest weight first */
+	__u32 weights[LBD_SCHED_MAX_BACKENDS];
+	__u32 seq[LBD_SCHED_SEQ_MAX];          /* backend ids in scheduling order */
+};
+
+/* Key of the persist map: a client (address masked to the VIP's prefix) of a VIP. */
+struct lbd_persist_key {
+	__u32 vip_id;
 	__u32 reserved;
+	struct lbd_addr client;
+};
+
+/* Value of the persist map. */
+struct lbd_persist_value {
+	__u32 backend_id;
+	__u32 backend_gen; /* must equal backends[backend_id].gen to be used */
+	__u64 last_seen;   /* coarse ns clock of the client's last packet (refreshed lazily) */
 };
 
 /* Value of the backends map, indexed by backend id. */
@@ -93,7 +135,14 @@ struct lbd_ct_value {
 	__u32 backend_id;
 	__u32 backend_gen; /* must equal backends[backend_id].gen to be used */
 	__u64 last_seen;   /* coarse ns clock; refreshed at most once a second */
+	__u32 flags;       /* LBD_CT_F_* */
+	__u32 reserved;
 };
+
+/* The flow is counted in lc_active[backend_id] (least-conn VIPs). */
+#define LBD_CT_F_COUNTED 0x1
+/* A TCP FIN or RST was seen: the flow no longer counts as active. */
+#define LBD_CT_F_CLOSED 0x2
 
 /* The one entry of the config map: per-node settings userspace may change
  * while running. */
@@ -144,6 +193,7 @@ enum lbd_counter {
 	LBD_CNT_CT_RESCHEDULE,    /* pinned backend force-removed or down: re-picked */
 	LBD_CNT_CT_UPDATE_FAIL,   /* connection table insert failed */
 	LBD_CNT_NEIGH_EVENT_LOST, /* could not tell lbd about a missing neighbour */
+	LBD_CNT_PERSIST_HIT,      /* a new flow went to its client's remembered backend */
 	LBD_CNT_MAX,
 };
 
@@ -156,7 +206,7 @@ inline const char *lbd_counter_name(unsigned c)
 		"pass_fwd_disabled", "pass_fib_other", "pass_too_big",
 		"drop_no_backend", "drop_fib_unreachable", "drop_encap", "drop_family",
 		"icmp_too_big_sent", "icmp_error_forwarded", "ct_hit", "ct_miss",
-		"ct_reschedule", "ct_update_fail", "neigh_event_lost",
+		"ct_reschedule", "ct_update_fail", "neigh_event_lost", "persist_hit",
 	};
 	return c < LBD_CNT_MAX ? names[c] : "unknown";
 }

@@ -52,6 +52,57 @@ struct {
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 } conntrack SEC(".maps");
 
+/* sched: vip_id -> lbd_sched, the members of a VIP that no ring schedules
+ * (round-robin, weighted, least-conn, failover); written by lbd. A hash, not
+ * an array: only such VIPs have an entry (6 KiB each), and an update
+ * replaces the entry whole, so the program never sees half of one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct lbd_sched);
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} sched SEC(".maps");
+
+/* sched_cursor: vip_id -> per-CPU position in sched.seq (round-robin,
+ * weighted); written by this program, staggered by CPU by lbd when it gives
+ * out the vip id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
+} sched_cursor SEC(".maps");
+
+/* lc_active: backend id -> flows the program counts as open (least-conn
+ * VIPs only); atomic adds by this program, zeroed by lbd when it gives an
+ * id to a new backend and re-counted by lbd from the connection table
+ * (idle flows; docs/scheduling.md). May dip below zero transiently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __s64);
+	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
+} lc_active SEC(".maps");
+
+/* backend_weight: backend id -> configured weight (0 = draining); written by
+ * lbd. Read when a persistent client's remembered backend is checked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
+} backend_weight SEC(".maps");
+
+/* persist: (vip_id, client prefix) -> the backend of that client's last
+ * flow (VIPs with persistence); written by this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lbd_persist_key);
+	__type(value, struct lbd_persist_value);
+	__uint(max_entries, LBD_DEFAULT_CONNTRACK_SIZE / 4);
+} persist SEC(".maps");
+
 /* config: 0 -> lbd_config (encap source prefixes); written by lbd. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -48,6 +48,7 @@ struct packet {
 	__u8 df;                  /* IPv4 DF set (IPv6: always 1) */
 	__u8 icmp_error;          /* packet is an ICMP error about a VIP flow */
 	__u8 tcp_syn;             /* TCP SYN without ACK: a new connection */
+	__u8 tcp_close;           /* TCP FIN or RST: the client ends the connection */
 };
 
 static __always_inline int proto_is_vlan(__u16 h_proto)

@@ -2,8 +2,9 @@
 /*
  * lbd's XDP load balancer. One packet, top to bottom:
  *   classify (classify.h) -> VIP lookup -> connection table (conntrack.h)
- *   or a new pick (select.h; always for a TCP SYN) -> route, encapsulate,
- *   transmit (forward.h).
+ *   or a new pick (persistence, persist.h, then the VIP's algorithm,
+ *   select.h; always for a TCP SYN, and for every datagram of a one-packet
+ *   UDP VIP) -> route, encapsulate, transmit (forward.h).
  * Anything that is not for a VIP goes to the kernel untouched.
  */
 #include <linux/bpf.h>
@@ -15,6 +16,7 @@
 #include "classify.h"
 #include "conntrack.h"
 #include "select.h"
+#include "persist.h"
 #include "forward.h"
 
 SEC("xdp")
@@ -24,12 +26,13 @@ int xdp_lb(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	struct hdr_cursor nh = { .pos = data };
 	struct lbd_vip_key vkey = {};
+	struct lbd_persist_key pkey;
 	struct packet pkt = {};
 	struct lbd_vip_meta *vip;
 	struct lbd_backend *be;
 	struct ethhdr *eth;
 	__u32 reason, hash, be_id = LBD_NO_BACKEND;
-	int action = XDP_PASS, eth_type, new_flow = 0;
+	int action = XDP_PASS, eth_type, new_flow = 0, one_packet, persistent;
 
 	pkt.frame_len = data_end - data;
 	eth_type = parse_ethhdr(&nh, data_end, &eth);
@@ -58,23 +61,37 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 
 	hash = lbd_flow_hash(&pkt.flow, hash_seed);
+	/* One-packet UDP VIPs keep no connection table: each datagram is
+	 * scheduled on its own. */
+	one_packet = (vip->flags & LBD_VIP_F_ONE_PACKET) && pkt.flow.proto == IPPROTO_UDP;
+	persistent = vip->flags & LBD_VIP_F_PERSIST;
+	if (persistent)
+		persist_key(vip, &pkt, &pkey);
 	/* A SYN opens a new connection: it is scheduled afresh (a drained or
 	 * re-weighted backend gets no new connection through a reused 5-tuple)
 	 * and its entry replaces any old one. */
-	be = pkt.tcp_syn ? NULL : ct_lookup(&pkt, &be_id);
+	be = pkt.tcp_syn || one_packet ? NULL : ct_lookup(&pkt, vip, &be_id);
 	if (!be) {
-		be_id = select_backend(vip, &pkt, hash);
-		be = bpf_map_lookup_elem(&backends, &be_id);
-		if (!be || !(be->flags & LBD_BE_F_VALID)) {
-			be_id = LBD_NO_BACKEND;
-			action = XDP_DROP;
-			reason = LBD_CNT_DROP_NO_BACKEND;
-			goto vip_out;
+		be = persistent ? persist_lookup(&pkey, vip, &be_id) : NULL;
+		if (!be) {
+			be_id = select_backend(vip, &pkt, hash);
+			be = bpf_map_lookup_elem(&backends, &be_id);
+			if (!be || !(be->flags & LBD_BE_F_VALID)) {
+				be_id = LBD_NO_BACKEND;
+				action = XDP_DROP;
+				reason = LBD_CNT_DROP_NO_BACKEND;
+				goto vip_out;
+			}
+			if (persistent && !pkt.icmp_error)
+				persist_record(&pkey, be_id, be);
 		}
 		if (!pkt.icmp_error) {
-			ct_insert(&pkt, be_id, be);
+			if (!one_packet)
+				ct_insert(&pkt, vip, be_id, be);
 			new_flow = 1;
 		}
+	} else if (persistent) {
+		persist_touch(&pkey, vip, be_id, be);
 	}
 	if (be->family != pkt.flow.family) {
 		action = XDP_DROP;

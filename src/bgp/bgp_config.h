@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/addr.h"
-#include "lbd/core/config.h"
+#include "lbd/core/config_error.h"
 
 namespace lbd {
 class YamlReader;

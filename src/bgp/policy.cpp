@@ -9,20 +9,19 @@ namespace lbd::bgp {
 
 namespace {
 
-/// "2.1s"
-std::string seconds(Clock::duration d)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(d).count());
-    return buf;
-}
-
 std::string maintenance_reason(const BgpConfig& cfg)
 {
     return cfg.maintenance_file.empty() ? "maintenance" : "maintenance file " + cfg.maintenance_file + " exists";
 }
 
 }  // namespace
+
+std::string format_seconds(Clock::duration d)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(d).count());
+    return buf;
+}
 
 std::string RouteAttributes::str() const
 {
@@ -130,7 +129,7 @@ void Policy::decide(Track& t, const std::vector<const VipInput*>& vips, const Po
         s.reason = "vip " + failing->name + ": " + std::to_string(failing->healthy) + " healthy backend" +
                    (failing->healthy == 1 ? "" : "s") + " < quorum " + std::to_string(failing_quorum);
     } else if (t.held) {
-        s.reason = "hold-down: eligible for " + seconds(now - *t.healthy_since) + " of " +
+        s.reason = "hold-down: eligible for " + format_seconds(now - *t.healthy_since) + " of " +
                    format_duration(cfg_.hold_down);
         auto end = *t.healthy_since + cfg_.hold_down;
         if (!deadline_ || end < *deadline_)

@@ -56,6 +56,9 @@ struct RouteAttributes {
     std::string str() const;
 };
 
+/// "2.1s": one decimal, for reasons and status.
+std::string format_seconds(Clock::duration d);
+
 enum class Action : uint8_t { Announce, Withdraw };
 std::string to_string(Action a);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -129,6 +130,7 @@ Spawned spawn(const std::vector<std::string>& argv, const std::vector<std::strin
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t parent = ::getpid();
     pid_t pid = devnull < 0 ? -1 : ::fork();
+    int start_errno = errno;  // of open or fork, when pid < 0
     if (pid == 0) {
         // Async-signal-safe calls only from here to execve.
         ::setpgid(0, 0);
@@ -151,7 +153,6 @@ Spawned spawn(const std::vector<std::string>& argv, const std::vector<std::strin
         [[maybe_unused]] auto n = ::write(report[1], &e, sizeof e);
         ::_exit(127);
     }
-    int fork_errno = errno;
     ::close(out[1]), ::close(err[1]), ::close(report[1]);
     if (devnull >= 0)
         ::close(devnull);
@@ -161,7 +162,7 @@ Spawned spawn(const std::vector<std::string>& argv, const std::vector<std::strin
     };
     if (pid < 0) {
         ::close(report[0]);
-        throw fail("cannot start " + argv[0] + ": " + errno_text(devnull < 0 ? errno : fork_errno));
+        throw fail("cannot start " + argv[0] + ": " + errno_text(start_errno));
     }
     int exec_errno = 0;
     ssize_t n;
@@ -207,13 +208,6 @@ void write_file(const std::string& path, const std::string& text)
         throw sys_error("cannot rename " + tmp);
 }
 
-std::string seconds_text(Clock::duration d)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(d).count());
-    return buf;
-}
-
 /// The relay's connection: commands out, events in.
 struct Conn {
     explicit Conn(asio::io_context& io) : sock(io) {}
@@ -252,6 +246,7 @@ public:
           hold_timer_(io),
           stop_timer_(io),
           kill_timer_(io),
+          accept_timer_(io),
           backoff_(opts_.backoff_min)
     {
         sync_neighbors();
@@ -379,6 +374,7 @@ public:
         hold_timer_.cancel();
         stop_timer_.cancel();
         kill_timer_.cancel();
+        accept_timer_.cancel();
         acceptor_.close(ec);
         if (conn_)
             conn_->sock.close(ec);
@@ -424,7 +420,7 @@ private:
     uint64_t starts_ = 0;
     std::string last_exit_;
     std::optional<TimePoint> next_start_;
-    asio::steady_timer restart_timer_, hold_timer_, stop_timer_, kill_timer_;
+    asio::steady_timer restart_timer_, hold_timer_, stop_timer_, kill_timer_, accept_timer_;
     std::chrono::milliseconds backoff_;
     bool restart_now_ = false;  ///< reconfigure(): start the next ExaBGP without delay
 
@@ -571,8 +567,9 @@ private:
     void on_exit(const std::shared_ptr<Proc>& p, const std::string& how)
     {
         auto ran = Clock::now() - p->started;
-        last_exit_ = "pid " + std::to_string(p->pid) + " " + how + " after " + seconds_text(ran);
-        spdlog::log(stopping_ ? spdlog::level::info : spdlog::level::warn, "bgp: ExaBGP {}", last_exit_);
+        last_exit_ = "pid " + std::to_string(p->pid) + " " + how + " after " + format_seconds(ran);
+        bool expected = stopping_ || restart_now_;
+        spdlog::log(expected ? spdlog::level::info : spdlog::level::warn, "bgp: ExaBGP {}", last_exit_);
         boost::system::error_code ignored;
         p->pidfd.close(ignored);  // its output pipes drain to EOF on their own
         proc_.reset();
@@ -646,6 +643,7 @@ private:
             kill_timer_.cancel();
             hold_timer_.cancel();
             restart_timer_.cancel();
+            accept_timer_.cancel();
             acceptor_.close(ec);
             drop_api();
             remove_runtime_files();
@@ -676,12 +674,19 @@ private:
     {
         auto c = std::make_shared<Conn>(io_);
         acceptor_.async_accept(c->sock, [self = shared_from_this(), c](boost::system::error_code ec) {
-            if (self->closed_ || self->finished_)
+            if (self->closed_ || self->finished_ || ec == asio::error::operation_aborted)
                 return;
-            if (!ec)
+            if (!ec) {
                 self->adopt(c);
-            if (ec != asio::error::operation_aborted)
                 self->accept();
+                return;
+            }
+            spdlog::warn("bgp: accept on {}: {}", self->sock_path_, ec.message());
+            self->accept_timer_.expires_after(std::chrono::milliseconds(100));  // e.g. out of descriptors
+            self->accept_timer_.async_wait([self](boost::system::error_code e) {
+                if (!e && !self->closed_ && !self->finished_)
+                    self->accept();
+            });
         });
     }
 
@@ -729,7 +734,8 @@ private:
             if (self->conn_ != c)
                 return;
             if (ec) {
-                spdlog::warn("bgp: ExaBGP API connection closed ({})", ec == asio::error::eof ? "eof" : ec.message());
+                spdlog::log(self->stopping_ ? spdlog::level::info : spdlog::level::warn,
+                            "bgp: ExaBGP API connection closed ({})", ec == asio::error::eof ? "eof" : ec.message());
                 self->drop_api();
                 self->check_stop();
                 return;
@@ -808,7 +814,8 @@ private:
             n.status.since = now;
             n.status.last_error = m.text;
             n.routes.clear();
-            spdlog::warn("bgp: neighbor {} down: {}", m.neighbor.str(), m.text);
+            spdlog::log(stopping_ ? spdlog::level::info : spdlog::level::warn, "bgp: neighbor {} down: {}",
+                        m.neighbor.str(), m.text);
             break;
         case Kind::SentAnnounced:
             n.routes.insert(m.prefix);
@@ -909,7 +916,7 @@ std::string format_status(const BgpStatus& s, TimePoint now)
     if (s.exabgp_running)
         out += "running, pid " + std::to_string(s.exabgp_pid);
     else if (s.next_start)
-        out += "restarting in " + seconds_text(*s.next_start - now);
+        out += "restarting in " + format_seconds(*s.next_start - now);
     else
         out += "not running";
     out += ", started " + std::to_string(s.exabgp_starts) + " time" + (s.exabgp_starts == 1 ? "" : "s");
@@ -924,7 +931,7 @@ std::string format_status(const BgpStatus& s, TimePoint now)
     for (const auto& n : s.neighbors) {
         out += "neighbor " + n.address.str() + " as " + std::to_string(n.peer_as) + ": " + n.state;
         if (n.since != TimePoint{})
-            out += " for " + seconds_text(now - n.since);
+            out += " for " + format_seconds(now - n.since);
         out += ", " + std::to_string(n.routes.size()) + " route" + (n.routes.size() == 1 ? "" : "s");
         if (!n.last_error.empty())
             out += ", last down: " + n.last_error;

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "lbd/core/config.h"
+#include "lbd/core/config_error.h"
 
 namespace lbd {
 class YamlReader;

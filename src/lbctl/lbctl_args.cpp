@@ -3,8 +3,9 @@
 #include "common/duration.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
-#include <limits>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 
@@ -146,11 +147,21 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
 
     // ---------------------------------------------------------- commands
     auto* status = app.add_subcommand(
-        "status", "Show lbd: version, pid, uptime, config file, state dir, VIP count, and the interfaces the XDP "
-                  "program is attached to with their XDP mode");
+        "status", "Show lbd: version, pid, uptime, config file, state dir, pin path, the interfaces the XDP "
+                  "program is attached to with their XDP mode, and the VIP count");
     auto* reload = app.add_subcommand(
         "reload", "Make lbd re-read its config file and apply it, like SIGHUP. Prints the changes; on a bad "
                   "config prints every error and nothing changes (exit 1)");
+
+    auto* bgp = app.add_subcommand("bgp", "Route health injection (ExaBGP under lbd)");
+    bgp->require_subcommand(1);
+    auto* bgp_status = bgp->add_subcommand(
+        "status", "Show ExaBGP, each neighbor and its state, and each VIP prefix: announced or not, and why");
+    std::string maint_arg;
+    auto* maintenance = app.add_subcommand(
+        "maintenance", "Create (on) or remove (off) the maintenance file: while it exists this node's VIP "
+                       "prefixes are withdrawn (or announced depreferred, per bgp.maintenance_action)");
+    maintenance->add_option("state", maint_arg, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
 
     auto* lb = app.add_subcommand("lb", "Manage VIPs and their backends");
     lb->require_subcommand(1);
@@ -178,8 +189,24 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
     auto* protocol_opt =
         create->add_option("--protocol", protocol, "tcp or udp (lbd's default: tcp)")->type_name("PROTO");
     auto* algorithm_opt =
-        create->add_option("--algorithm", algorithm, "How backends are picked (lbd's default: maglev)")
+        create->add_option("--algorithm", algorithm,
+                           "How backends are picked: maglev, round-robin, weighted, least-conn, source-hash or "
+                           "failover (lbd's default: maglev)")
             ->type_name("ALGO");
+    std::string persistence_arg, netmask_arg, prefix_v6_arg;
+    bool one_packet = false;
+    auto* persistence_opt = create->add_option(
+        "--persistence", persistence_arg,
+        "Persistence: a client's new flows go to the backend of its earlier ones until it has been silent this "
+        "long (300s, 5m)")->type_name("TIMEOUT");
+    auto* netmask_opt = create->add_option("--persistence-netmask", netmask_arg,
+                                           "With persistence: IPv4 clients grouped by this prefix length "
+                                           "(default 32)")->type_name("N");
+    auto* prefix_v6_opt = create->add_option("--persistence-prefix-v6", prefix_v6_arg,
+                                             "With persistence: IPv6 clients grouped by this prefix length "
+                                             "(default 128)")->type_name("N");
+    create->add_flag("--one-packet", one_packet,
+                     "UDP only: schedule every datagram on its own, with no connection table entry");
     create->add_option("--backends", backends_arg,
                        "Comma-separated backends: ADDRESS:PORT[:WEIGHT] or [ADDRESS]:PORT[:WEIGHT]; weight "
                        "defaults to 1; ADDRESS alone means the VIP's port. Leave out for a VIP without backends")
@@ -210,15 +237,18 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         ->type_name("N");
 
     auto* remove_backend = lb->add_subcommand(
-        "remove-backend", "Remove a backend from a VIP. By default gracefully: flows pinned to it finish on it. "
-                          "With --force its flows are dropped now. Prints the VIP");
+        "remove-backend", "Remove a backend from a VIP: it gets no new flows. By default gracefully: flows "
+                          "pinned to it finish on it. With --force its pinned flows are re-scheduled to the other "
+                          "backends at once, which breaks their connections. Prints the VIP");
     remove_backend->add_option("NAME", name, "The VIP's name")->required()->type_name("");
     remove_backend->add_option("--backend", backend, "The backend: ADDRESS, ADDRESS:PORT or [ADDRESS]:PORT")
         ->required()
         ->type_name("BACKEND");
-    remove_backend->add_flag("--force", force, "Drop the backend's flows now instead of letting them finish");
+    remove_backend->add_flag("--force", force,
+                             "Re-schedule the backend's pinned flows now instead of letting them finish");
 
-    auto* del = lb->add_subcommand("delete", "Delete a VIP and all its backends; its flows are dropped");
+    auto* del = lb->add_subcommand("delete", "Delete a VIP with all its backends: lbd stops forwarding its traffic. A VIP from the "
+                                   "config file stays deleted across reloads and restarts");
     del->add_option("NAME", name, "The VIP's name")->required()->type_name("");
 
     // ------------------------------------------------------------ parse
@@ -280,6 +310,10 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         req = {{"cmd", "status"}};
     } else if (reload->parsed()) {
         req = {{"cmd", "reload"}};
+    } else if (bgp_status->parsed()) {
+        req = {{"cmd", "bgp.status"}};
+    } else if (maintenance->parsed()) {
+        req = {{"cmd", "maintenance"}, {"on", maint_arg == "on"}};
     } else if (list->parsed()) {
         req = {{"cmd", "lb.list"}};
     } else if (show->parsed()) {
@@ -294,6 +328,24 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
             req["protocol"] = protocol;
         if (algorithm_opt->count())
             req["algorithm"] = algorithm;
+        if (persistence_opt->count() || netmask_opt->count() || prefix_v6_opt->count()) {
+            json p = json::object();
+            if (persistence_opt->count())
+                p["timeout"] = persistence_arg;
+            for (auto [opt, arg, key] : {std::tuple{netmask_opt, &netmask_arg, "netmask"},
+                                         std::tuple{prefix_v6_opt, &prefix_v6_arg, "prefix_v6"}}) {
+                if (!opt->count())
+                    continue;
+                auto n = parse_weight(*arg);  // a non-negative integer; lbd checks the range
+                if (!n || *n > 1000)
+                    return usage_error(app, std::string(opt->get_name()) + ": '" + *arg +
+                                                "' is not a prefix length");
+                p[key] = *n;
+            }
+            req["persistence"] = p;
+        }
+        if (one_packet)
+            req["one_packet"] = true;
         req["backends"] = *specs;
     } else if (add_backend->parsed()) {
         req = {{"cmd", "lb.add-backend"}, {"name", name}, {"backend", backend}};

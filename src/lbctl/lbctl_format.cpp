@@ -2,7 +2,9 @@
 
 #include "lbctl/lbctl_args.h"
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -202,7 +204,11 @@ std::string format_status(const json& r)
     std::string daemon = "lbd " + cell(r, "version");
     if (field(r, "pid"))
         daemon += ", pid " + cell(r, "pid");
-    auto up = unsigned_field(r, "uptime_s");
+    // lbd sends the uptime with fractions of a second.
+    std::optional<uint64_t> up = unsigned_field(r, "uptime_s");
+    if (const json* u = field(r, "uptime_s"); !up && u && u->is_number_float() && u->get<double>() >= 0 &&
+                                               u->get<double>() < 1.8e19)
+        up = static_cast<uint64_t>(u->get<double>());
     std::string interfaces;
     for (const auto& itf : array_field(r, "interfaces"))
         interfaces += (interfaces.empty() ? "" : ", ") + cell(itf, "name") + " (XDP " + cell(itf, "mode") + ")";
@@ -211,6 +217,7 @@ std::string format_status(const json& r)
         {"uptime", up ? format_uptime(*up) : cell(r, "uptime_s")},
         {"config file", cell(r, "config_file")},
         {"state dir", cell(r, "state_dir")},
+        {"pin path", cell(r, "pin_path")},
         {"interfaces", interfaces.empty() ? "none" : interfaces},
         {"VIPs", cell(r, "vips")},
     });
@@ -311,9 +318,13 @@ Output render(const json& request, const json& response, bool json_out)
         o.exit_code = kExitRefused;
         const std::string error = string_field(response, "error", "lbd refused the request without saying why");
         o.err = "lbctl: " + error + "\n";
-        // A bad config on reload comes with every error in it.
-        if (!json_out)
-            for (const auto& e : array_field(response, "errors"))
+        // A refused reload comes with every error, the first of them already
+        // in "error": list them unless that one is all there is.
+        const json& errors = array_field(response, "errors");
+        const bool only_the_one = errors.size() == 1 && errors[0].is_string() &&
+                                  error.find(printable(errors[0].get<std::string>())) != std::string::npos;
+        if (!json_out && !only_the_one)
+            for (const auto& e : errors)
                 o.err += "  " + (e.is_string() ? printable(e.get<std::string>()) : printable(e.dump())) + "\n";
         return o;
     }
@@ -345,11 +356,19 @@ Output render(const json& request, const json& response, bool json_out)
         const json* f = field(request, "force");
         const bool force = f && f->is_boolean() && f->get<bool>();
         o.out = "removed backend " + backend + " from " + name +
-                (force ? " (its flows dropped)" : " (flows pinned to it finish)") + "\n" + vip_text();
+                (force ? " (its pinned flows re-scheduled to the other backends)" : " (flows pinned to it finish)") + "\n" + vip_text();
     } else if (cmd == "lb.delete") {
         o.out = "deleted VIP " + name + "\n";
     } else if (cmd == "reload") {
         o.out = format_reload(response);
+    } else if (cmd == "bgp.status") {
+        o.out = string_field(response, "text", dump(response));
+        if (!o.out.empty() && o.out.back() != '\n')
+            o.out += "\n";
+    } else if (cmd == "maintenance") {
+        const json* on = field(response, "maintenance");
+        o.out = std::string("maintenance ") + (on && on->is_boolean() && on->get<bool>() ? "on: created " : "off: removed ") +
+                string_field(response, "file", "") + "\n";
     } else {
         o.out = dump(response);
     }

@@ -2,14 +2,19 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bgp/maintenance_watch.h"
+#include "bgp/supervisor.h"
+#include "health/checker.h"
 #include "lbd/control_server.h"
 #include "lbd/core/controller.h"
 #include "lbd/core/lb_state.h"
@@ -26,6 +31,11 @@ namespace {
 
 using nlohmann::json;
 constexpr uint64_t kActiveFlowIdleNs = 300ull * 1000000000ull;
+// least-conn: how often idle flows stop counting, and after how long
+// (docs/scheduling.md).
+constexpr std::chrono::seconds kLeastConnReconcile{10};
+constexpr uint64_t kLeastConnIdleTcpNs = 300ull * 1000000000ull;
+constexpr uint64_t kLeastConnIdleUdpNs = 60ull * 1000000000ull;
 
 /// Tells systemd (Type=notify) about our state; a no-op outside systemd.
 void sd_notify(const char* state)
@@ -55,6 +65,10 @@ public:
     {
         return dp_.active_flows(kActiveFlowIdleNs);
     }
+    std::map<uint32_t, int64_t> least_conn_active(const std::vector<uint32_t>& ids) const override
+    {
+        return dp_.least_conn_active(ids);
+    }
 
 private:
     const Datapath& dp_;
@@ -68,8 +82,19 @@ public:
                  cfg_.datapath.max_backends),
           store_(cfg_.control.state_dir), stats_(dp_),
           controller_(cfg_, overrides_, state_, stats_,
-                      {[this] { persist(); }, [this] { return status(); }, [this] { return reload(); }})
+                      {[this] { persist(); }, [this] { return status(); }, [this] { return reload(); },
+                       [this] { refresh_health_targets(); update_bgp(); },
+                       [this](const std::string& vip, const IpAddr& a) { return health_of(vip, a); },
+                       [this] { return bgp_status(); },
+                       [this](bool on) { return set_maintenance(on); }})
     {
+        checker_.on_change([this](const health::Target& t, const health::Transition& tr) {
+            if (state_.set_health(t.vip, t.address, tr.to == health::State::Up)) {
+                spdlog::info("vip {}: backend {} {} the ring ({})", t.vip, t.address.str(),
+                             tr.to == health::State::Up ? "back in" : "out of", tr.reason);
+                update_bgp();
+            }
+        });
     }
 
     int run()
@@ -101,21 +126,32 @@ public:
         for (const auto& line : state_.apply(effective))
             spdlog::info("{}", line);
         persist();
+        refresh_health_targets();
         for (const auto& iface : cfg_.datapath.interfaces)
             for (const auto& line : enable_forwarding(iface))
                 spdlog::info("{}", line);
         for (const auto& line : dp_.attach())
             spdlog::info("{}", line);
+        if (cfg_.bgp.enabled)
+            start_bgp();
 
         NeighResolver neigh(io_, dp_.neigh_events_fd());
         ControlServer control(io_, cfg_.control.socket, cfg_.control.group,
                               [this](const json& r) { return controller_.handle(r); });
         boost::asio::signal_set stop(io_, SIGINT, SIGTERM);
         stop.async_wait([&](const boost::system::error_code& ec, int sig) {
-            if (!ec) {
-                spdlog::info("{} received, stopping", strsignal(sig));
+            if (ec)
+                return;
+            spdlog::info("{} received, stopping", strsignal(sig));
+            if (!speaker_) {
                 io_.stop();
+                return;
             }
+            // Withdraw first, so routers move traffic away; then exit.
+            speaker_->stop([this] {
+                spdlog::info("bgp: routes withdrawn, ExaBGP stopped");
+                io_.stop();
+            });
         });
         boost::asio::signal_set hup(io_, SIGHUP);
         std::function<void(const boost::system::error_code&, int)> on_hup =
@@ -126,12 +162,25 @@ public:
                 hup.async_wait(on_hup);
             };
         hup.async_wait(on_hup);
+        boost::asio::steady_timer lc_timer(io_);
+        std::function<void(const boost::system::error_code&)> on_lc = [&](const boost::system::error_code& ec) {
+            if (ec)
+                return;
+            if (size_t n = dp_.reconcile_least_conn(state_.least_conn_backend_ids(), kLeastConnIdleTcpNs,
+                                                    kLeastConnIdleUdpNs))
+                spdlog::debug("least-conn: {} idle flows no longer counted", n);
+            lc_timer.expires_after(kLeastConnReconcile);
+            lc_timer.async_wait(on_lc);
+        };
+        lc_timer.expires_after(kLeastConnReconcile);
+        lc_timer.async_wait(on_lc);
 
         spdlog::info("lbd {} running: {} VIPs on {} interfaces, control socket {}", LBD_VERSION,
                      state_.vips().size(), dp_.attachments().size(), cfg_.control.socket);
         sd_notify("READY=1");
         io_.run();
         sd_notify("STOPPING=1");
+        checker_.stop();
         control.stop();
         log_summary();
         spdlog::info("exiting; XDP stays attached and forwarding with the pinned maps under {} "
@@ -146,6 +195,135 @@ private:
         store_.save({{"version", 1},
                      {"overrides", to_json(overrides_)},
                      {"runtime", to_json(state_.vips())}});
+    }
+
+    void start_bgp()
+    {
+        bgp::SpeakerOptions opts;
+        char self[4096] = {};
+        const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        opts.relay = {n > 0 ? std::string(self, size_t(n)) : std::string("/usr/sbin/lbd"), "--exabgp-relay"};
+        const auto slash = cfg_.control.socket.rfind('/');
+        opts.runtime_dir = cfg_.control.socket.substr(0, slash == 0 ? 1 : slash) + "/exabgp";
+        speaker_ = std::make_unique<bgp::BgpSpeaker>(io_, cfg_.bgp, opts);
+        speaker_->start();
+        watch_maintenance();
+        update_bgp();
+        spdlog::info("bgp: ExaBGP started for {} neighbor{}", cfg_.bgp.neighbors.size(),
+                     cfg_.bgp.neighbors.size() == 1 ? "" : "s");
+    }
+
+    void watch_maintenance()
+    {
+        maint_.reset();
+        if (cfg_.bgp.maintenance_file.empty())
+            return;
+        maint_ = std::make_unique<bgp::MaintenanceWatch>(io_, cfg_.bgp.maintenance_file, [this](bool present) {
+            spdlog::info("bgp: maintenance file {} {}", cfg_.bgp.maintenance_file,
+                         present ? "appeared" : "is gone");
+            if (speaker_)
+                speaker_->set_maintenance(present);
+        });
+        speaker_->set_maintenance(maint_->present());
+    }
+
+    /// What the route-injection policy sees: each VIP's backends able to
+    /// serve new flows (up, weight > 0; sorry backends do not count).
+    void update_bgp()
+    {
+        if (!speaker_)
+            return;
+        bgp::PolicyInputs in;
+        in.running = true;
+        in.maintenance = maint_ && maint_->present();
+        std::map<std::string, bgp::VipBgp> overrides;
+        for (const auto& e : effective_vips(cfg_.vips, overrides_))
+            overrides[e.vip.name] = e.vip.bgp;
+        for (const auto& [name, v] : state_.vips()) {
+            uint32_t healthy = 0;
+            for (const auto& b : v.backends)
+                healthy += b.up && b.weight > 0 && !b.sorry;
+            in.vips.push_back({name, v.address, healthy, overrides[name]});
+        }
+        speaker_->update(std::move(in));
+    }
+
+    json bgp_status()
+    {
+        if (!speaker_)
+            return {{"ok", false}, {"error", "bgp is not configured (no bgp: section)"}};
+        const auto st = speaker_->status();
+        json neighbors = json::array(), prefixes = json::array();
+        for (const auto& n : st.neighbors)
+            neighbors.push_back({{"address", n.address.str()}, {"peer_as", n.peer_as},
+                                 {"state", n.state}, {"last_error", n.last_error}});
+        for (const auto& p : st.prefixes)
+            prefixes.push_back({{"prefix", p.state.prefix.str()}, {"vips", p.state.vips},
+                                {"announced", p.state.action == bgp::Action::Announce},
+                                {"reason", p.state.reason}});
+        return {{"ok", true},
+                {"exabgp_running", st.exabgp_running},
+                {"exabgp_pid", st.exabgp_pid},
+                {"maintenance", st.maintenance},
+                {"neighbors", neighbors},
+                {"prefixes", prefixes},
+                {"text", bgp::format_status(st, health::Clock::now())}};
+    }
+
+    json set_maintenance(bool on)
+    {
+        if (!speaker_ || cfg_.bgp.maintenance_file.empty())
+            return {{"ok", false}, {"error", "no maintenance file: bgp is not configured"}};
+        const std::string& f = cfg_.bgp.maintenance_file;
+        if (on) {
+            std::ofstream out(f);
+            out << "maintenance set by lbctl\n";
+            if (!out)
+                return {{"ok", false}, {"error", "cannot create " + f + ": " + std::strerror(errno)}};
+        } else if (::unlink(f.c_str()) != 0 && errno != ENOENT) {
+            return {{"ok", false}, {"error", "cannot remove " + f + ": " + std::strerror(errno)}};
+        }
+        spdlog::info("lbctl: maintenance {} ({} {})", on ? "on" : "off", f, on ? "created" : "removed");
+        return {{"ok", true}, {"maintenance", on}, {"file", f}};
+    }
+
+    /// Health-check targets for every backend of every VIP with a health section.
+    void refresh_health_targets()
+    {
+        std::vector<health::Target> targets;
+        for (const auto& e : effective_vips(cfg_.vips, overrides_)) {
+            if (!e.vip.health)
+                continue;
+            for (const auto& b : e.vip.backends) {
+                health::Target t;
+                t.vip = e.vip.name;
+                t.address = b.address;
+                t.port = b.health_port.value_or(b.port);
+                t.config = *e.vip.health;
+                targets.push_back(std::move(t));
+            }
+        }
+        checker_.set_targets(std::move(targets));
+    }
+
+    json health_of(const std::string& vip, const IpAddr& address) const
+    {
+        for (const auto& t : checker_.snapshot()) {
+            if (t.vip != vip || t.address != address)
+                continue;
+            auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+            json j{{"state", health::to_string(t.state)},
+                   {"type", health::to_string(t.type)},
+                   {"port", t.port},
+                   {"checks", t.checks},
+                   {"time_in_state_s", secs(t.time_in_state)},
+                   {"last_error", t.last_error},
+                   {"last_reason", t.last_reason}};
+            if (t.last_check)
+                j["last_check_ago_s"] = secs(health::Clock::now() - *t.last_check);
+            return j;
+        }
+        return nullptr;
     }
 
     json status() const
@@ -186,6 +364,8 @@ private:
         if (next.control.socket != cfg_.control.socket || next.control.group != cfg_.control.group ||
             next.control.state_dir != cfg_.control.state_dir)
             keys.push_back("control");
+        if (next.bgp.enabled != cfg_.bgp.enabled)
+            keys.push_back(next.bgp.enabled ? "bgp (added)" : "bgp (removed)");
         if (!keys.empty()) {
             std::string list;
             for (const auto& k : keys)
@@ -210,8 +390,16 @@ private:
             spdlog::info("{}", line);
             changes.push_back(line);
         }
+        const bool new_watch = next.bgp.maintenance_file != cfg_.bgp.maintenance_file;
         cfg_ = std::move(next);
         persist();
+        refresh_health_targets();
+        if (speaker_) {
+            speaker_->reconfigure(cfg_.bgp);
+            if (new_watch)
+                watch_maintenance();
+            update_bgp();
+        }
         spdlog::info("reload applied: {} change{}", changes.size(), changes.size() == 1 ? "" : "s");
         return {{"ok", true}, {"changes", changes}};
     }
@@ -243,6 +431,9 @@ private:
     StateStore store_;
     Overrides overrides_;
     DatapathStats stats_;
+    health::HealthChecker checker_{io_};
+    std::unique_ptr<bgp::BgpSpeaker> speaker_;
+    std::unique_ptr<bgp::MaintenanceWatch> maint_;
     Controller controller_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <string>
 
+#include "bgp/relay.h"
 #include "lbd/core/config.h"
 #include "lbd/daemon.h"
 #include "lbd_version.h"
@@ -90,6 +91,12 @@ int main(int argc, char** argv)
             value(level);
         else if (a == "--detach")
             detach = true;
+        else if (a == "--exabgp-relay") {
+            // Internal: the API process lbd's ExaBGP runs (docs/bgp.md).
+            if (i + 1 >= argc)
+                usage_error("--exabgp-relay needs the socket path");
+            return lbd::bgp::run_exabgp_relay(argv[i + 1]);
+        }
         else if (a == "--version") {
             std::printf("lbd %s\n", LBD_VERSION);
             return 0;

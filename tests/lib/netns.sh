@@ -177,8 +177,25 @@ t_backend() {
 	ip -n "$ns" route add default via "$gw4"
 	ip -n "$ns" -6 route add default via "$gw6"
 	ip netns exec "$ns" "$LBD_DECAP" attach "$dev" >/dev/null
-	t_bg "$ns" "server-$tag" $FLOWS serve --tag "$tag" --http 80 --tcp-echo 7000 --udp-echo 5300 --udp-bind "$@"
+	T_BACKEND_NS[$tag]=$ns
+	T_BACKEND_VIPS[$tag]="$*"
+	t_server_start "$tag"
+}
+
+declare -A T_BACKEND_NS T_BACKEND_VIPS T_SERVER_PID
+
+# t_server_start TAG / t_server_stop TAG: a backend's servers (HTTP :80,
+# TCP echo :7000, UDP echo :5300 on its VIPs), started and stopped by PID.
+t_server_start() {
+	local tag=$1
+	# shellcheck disable=SC2086 # the VIP list splits into arguments
+	t_bg "${T_BACKEND_NS[$tag]}" "server-$tag" $FLOWS serve --tag "$tag" --http 80 --tcp-echo 7000 \
+		--udp-echo 5300 --udp-bind ${T_BACKEND_VIPS[$tag]}
+	T_SERVER_PID[$tag]=$T_LAST_PID
 	t_wait_for 10 "servers on $tag" grep -q "serving" "$T_TMP/server-$tag.log"
+}
+t_server_stop() {
+	t_stop "${T_SERVER_PID[$1]}"
 }
 
 # t_single_lb_topology PREFIX NBACKENDS: the namespaces of one LB node

@@ -182,7 +182,7 @@ TEST(Config, BadConfigs)
         {"vips: []\n", "datapath", 1, "is required"},
         {"- datapath\n", "", 1, "must be a mapping"},
         {kDatapath + "health:\n  interval: 5s\n", "health", 3, "not supported by this version of lbd"},
-        {kDatapath + "bgp: {}\n", "bgp", 3, "not supported by this version of lbd"},
+        {kDatapath + "bgp: {}\n", "bgp.local_as", 3, "is required"},
         {kDatapath + "colour: red\n", "colour", 3, "unknown key 'colour'"},
         {"datapath: 5\n", "datapath", 1, "must be a mapping"},
         {"datapath:\n  intrefaces: [eth0]\n", "datapath.intrefaces", 2, "unknown key 'intrefaces'"},
@@ -232,7 +232,8 @@ TEST(Config, BadConfigs)
          "between 1 and 65535"},
         {kDatapath + vip + "    protocol: sctp\n", "vips[0].protocol", 7, "must be tcp or udp"},
         {kDatapath + vip + "    algorithm: roundrobin\n", "vips[0].algorithm", 7,
-         "unknown algorithm 'roundrobin' (supported: maglev)"},
+         "unknown algorithm 'roundrobin' (supported: maglev, round-robin, weighted, least-conn, source-hash, "
+         "failover)"},
         {kDatapath + vip + "    prot: udp\n", "vips[0].prot", 7, "unknown key 'prot'"},
         {kDatapath + vip + "  - name: www\n    address: 198.18.1.100\n    port: 80\n", "vips[1]", 7,
          "same VIP as vips[0] (web)"},
@@ -301,8 +302,8 @@ metrics: {}
 
 TEST(Config, ReservedSectionsAreErrorsOnlyWhenPresent)
 {
-    auto errors = errors_of(kDatapath + "health: {}\nbgp: {}\nmetrics: {}\n");
-    ASSERT_EQ(errors.size(), 3u) << dump(errors);
+    auto errors = errors_of(kDatapath + "health: {}\nmetrics: {}\n");
+    ASSERT_EQ(errors.size(), 2u) << dump(errors);
     for (const auto& e : errors)
         EXPECT_EQ(e.message, "not supported by this version of lbd");
 }

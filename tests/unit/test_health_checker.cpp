@@ -183,11 +183,11 @@ TEST(HealthChecker, ProbesFollowTheInterval)
     t.config.timeout = 50ms;
     checker.set_targets({t});
     ASSERT_TRUE(run_until(io, [&] { return times.size() >= 6; }));
-    for (size_t i = 1; i < times.size(); ++i) {
-        auto gap = times[i] - times[i - 1];
-        EXPECT_GT(gap, 70ms);
-        EXPECT_LT(gap, 130ms);
-    }
+    auto mean = (times.back() - times.front()) / static_cast<int>(times.size() - 1);
+    EXPECT_GT(mean, 80ms);
+    EXPECT_LT(mean, 130ms);
+    for (size_t i = 1; i < times.size(); ++i)
+        EXPECT_GT(times[i] - times[i - 1], 50ms);  // never two at once
 }
 
 TEST(HealthChecker, SetTargetsKeepsStateOfUnchangedTargets)
@@ -290,7 +290,7 @@ TEST(HealthChecker, HangingBackendDelaysNoOther)
     ASSERT_TRUE(run_until(io, [&] { return timeouts >= 3; }));
     ASSERT_GT(fast.size(), 10u);
     for (size_t i = 1; i < fast.size(); ++i)
-        EXPECT_LT(fast[i] - fast[i - 1], 90ms);
+        EXPECT_LT(fast[i] - fast[i - 1], 150ms);  // a wait behind the 250 ms probe would show
 }
 
 TEST(HealthChecker, StopEndsRunEvenWithAProbeInFlight)

@@ -205,7 +205,7 @@ TEST(LbctlArgs, EveryCommandHasItsOwnHelp)
         {{"--help"}, {"Usage: lbctl", "status", "reload", "lb", "--socket", "--json", "--timeout", "--version",
                       "LBD_SOCKET", "/run/lbd/lbd.sock", "Exit codes"}},
         {{"-h"}, {"Usage: lbctl"}},
-        {{"status", "--help"}, {"Usage: lbctl status", "uptime", "XDP mode", "config file"}},
+        {{"status", "--help"}, {"Usage: lbctl status", "uptime", "XDP mode", "config file", "pin path"}},
         {{"reload", "--help"}, {"Usage: lbctl reload", "SIGHUP", "nothing changes"}},
         {{"lb", "--help"}, {"Usage: lbctl lb", "list", "show", "create", "add-backend", "set-weight",
                             "remove-backend", "delete"}},
@@ -215,7 +215,7 @@ TEST(LbctlArgs, EveryCommandHasItsOwnHelp)
                                       "--backends", "[ADDRESS]:PORT", "WEIGHT"}},
         {{"lb", "add-backend", "--help"}, {"Usage: lbctl lb add-backend", "NAME", "--backend", "WEIGHT"}},
         {{"lb", "set-weight", "--help"}, {"Usage: lbctl lb set-weight", "--backend", "--weight", "drains"}},
-        {{"lb", "remove-backend", "--help"}, {"Usage: lbctl lb remove-backend", "--backend", "--force", "finish"}},
+        {{"lb", "remove-backend", "--help"}, {"Usage: lbctl lb remove-backend", "--backend", "--force", "finish", "re-scheduled"}},
         {{"lb", "delete", "--help"}, {"Usage: lbctl lb delete", "NAME"}},
         // --help wins over missing required options.
         {{"lb", "create", "--name", "web", "--help"}, {"Usage: lbctl lb create"}},

@@ -173,21 +173,29 @@ TEST(LbctlFormat, VipToleratesAnything)
 
 TEST(LbctlFormat, Status)
 {
-    const Json r = Json::parse(R"({"ok": true, "version": "0.1.0", "pid": 4242, "uptime_s": 93784,
-        "config_file": "/etc/lbd/lbd.yaml", "interfaces": [{"name": "eth0", "mode": "native"},
-        {"name": "eth1", "mode": "generic"}], "vips": 3, "state_dir": "/var/lib/lbd"})");
+    // As lbd sends it: keys sorted, uptime in fractional seconds.
+    const Json r = Json::parse(R"({"config_file": "/etc/lbd/lbd.yaml", "interfaces": [{"mode": "native",
+        "name": "eth0"}, {"mode": "generic", "name": "eth1"}], "ok": true, "pid": 4242, "pin_path": "/sys/fs/bpf/lbd",
+        "state_dir": "/var/lib/lbd", "uptime_s": 93784.75, "version": "0.1.0", "vips": 3})");
     EXPECT_EQ(format_status(r),
               "daemon:       lbd 0.1.0, pid 4242\n"
               "uptime:       1d 2h 3m 4s\n"
               "config file:  /etc/lbd/lbd.yaml\n"
               "state dir:    /var/lib/lbd\n"
+              "pin path:     /sys/fs/bpf/lbd\n"
               "interfaces:   eth0 (XDP native), eth1 (XDP generic)\n"
               "VIPs:         3\n");
+    EXPECT_NE(format_status(Json::parse(R"({"uptime_s": 65})")).find("uptime:       1m 5s\n"), std::string::npos);
+    EXPECT_NE(format_status(Json::parse(R"({"uptime_s": 0.2})")).find("uptime:       0s\n"), std::string::npos);
+    EXPECT_NE(format_status(Json::parse(R"({"uptime_s": -1.5})")).find("uptime:       -1.5\n"), std::string::npos);
+    EXPECT_NE(format_status(Json::parse(R"({"uptime_s": 1e300})")).find("uptime:       1e+300\n"),
+              std::string::npos);
     EXPECT_EQ(format_status(Json::parse(R"({"ok": true})")),
               "daemon:       lbd -\n"
               "uptime:       -\n"
               "config file:  -\n"
               "state dir:    -\n"
+              "pin path:     -\n"
               "interfaces:   none\n"
               "VIPs:         -\n");
 }
@@ -228,6 +236,19 @@ TEST(LbctlFormat, RenderReloadErrors)
               "lbctl: the config has 2 errors; nothing changed\n"
               "  lbd.yaml:12: vips[0].port: out of range\n"
               "  lbd.yaml:20: bad\n");
+}
+
+TEST(LbctlFormat, RenderReloadErrorNotRepeated)
+{
+    // lbd puts the first error in "error" too; a single one is not printed twice.
+    const Json one = Json::parse(R"({"ok": false, "error": "reload refused: interfaces changed, which needs a restart",
+                                     "errors": ["interfaces changed, which needs a restart"]})");
+    EXPECT_EQ(render(req(R"({"cmd": "reload"})"), one, false).err,
+              "lbctl: reload refused: interfaces changed, which needs a restart\n");
+    const Json two = Json::parse(R"({"ok": false, "error": "reload refused: a", "errors": ["a", "b"]})");
+    EXPECT_EQ(render(req(R"({"cmd": "reload"})"), two, false).err, "lbctl: reload refused: a\n  a\n  b\n");
+    // With --json the errors are in the JSON on stdout; stderr keeps one line.
+    EXPECT_EQ(render(req(R"({"cmd": "reload"})"), two, true).err, "lbctl: reload refused: a\n");
 }
 
 TEST(LbctlFormat, RenderJsonKeepsLbdsOrderAndRawNumbers)
@@ -272,7 +293,9 @@ TEST(LbctlFormat, RenderEachCommand)
               std::string("removed backend 198.18.2.10:80 from 'web' (flows pinned to it finish)\n\n") + kWebVipText);
     EXPECT_EQ(out(R"({"cmd": "lb.remove-backend", "name": "web", "backend": "198.18.2.10:80", "force": true})",
                   with_vip),
-              std::string("removed backend 198.18.2.10:80 from 'web' (its flows dropped)\n\n") + kWebVipText);
+              std::string("removed backend 198.18.2.10:80 from 'web' (its pinned flows re-scheduled to the other "
+                          "backends)\n\n") +
+                  kWebVipText);
     EXPECT_EQ(out(R"({"cmd": "lb.delete", "name": "web"})", Json{{"ok", true}}), "deleted VIP 'web'\n");
     EXPECT_EQ(out(R"({"cmd": "reload"})", Json::parse(R"({"ok": true, "changes": ["x"]})")), "x\n");
     EXPECT_EQ(out(R"({"cmd": "lb.list"})", Json::parse(R"({"ok": true, "vips": []})")),

@@ -16,6 +16,7 @@
 
 #include "common/maglev.h"
 #include "lbd/core/yaml_reader.h"
+#include "lbd_shared.h"
 
 namespace lbd {
 
@@ -34,9 +35,36 @@ std::string to_string(XdpMode m)
     return "auto";
 }
 
-std::string to_string(Algorithm)
+namespace {
+constexpr std::pair<Algorithm, std::string_view> kAlgorithms[] = {
+    {Algorithm::Maglev, "maglev"},         {Algorithm::RoundRobin, "round-robin"},
+    {Algorithm::Weighted, "weighted"},     {Algorithm::LeastConn, "least-conn"},
+    {Algorithm::SourceHash, "source-hash"}, {Algorithm::Failover, "failover"},
+};
+}  // namespace
+
+std::string to_string(Algorithm a)
 {
+    for (const auto& [alg, name] : kAlgorithms)
+        if (alg == a)
+            return std::string(name);
     return "maglev";
+}
+
+std::optional<Algorithm> parse_algorithm(std::string_view name)
+{
+    for (const auto& [alg, n] : kAlgorithms)
+        if (n == name)
+            return alg;
+    return std::nullopt;
+}
+
+std::string algorithm_names()
+{
+    std::string out;
+    for (const auto& [alg, name] : kAlgorithms)
+        out += (out.empty() ? "" : ", ") + std::string(name);
+    return out;
 }
 
 std::string ConfigError::str(const std::string& file) const
@@ -62,6 +90,10 @@ constexpr Range kMaxVips{1, 65536};
 constexpr Range kMaxBackends{1, 1u << 20};
 constexpr Range kPort{1, 65535};
 constexpr Range kWeight{0, 65535};
+constexpr Range kPersistNetmask{1, 32};
+constexpr Range kPersistPrefixV6{1, 128};
+constexpr std::chrono::milliseconds kPersistTimeoutMin{1000};
+constexpr std::chrono::milliseconds kPersistTimeoutMax{86'400'000};
 constexpr uint64_t kMaxRingSlots = 1ull << 31;  // all rings together: max_vips * ring size
 constexpr int kMinEncapPrefixV4 = 8;
 constexpr int kMinEncapPrefixV6 = 32;
@@ -69,7 +101,7 @@ constexpr int kMinEncapPrefixV6 = 32;
 // Top-level sections that later versions of lbd will read. Until a section
 // gets a parser, its presence is an error. To add one: move it from here to
 // the known keys in Loader::load and parse it there.
-constexpr std::array<std::string_view, 3> kReservedSections{"health", "bgp", "metrics"};
+constexpr std::array<std::string_view, 2> kReservedSections{"health", "metrics"};
 
 bool valid_ifname(const std::string& s)
 {
@@ -108,6 +140,13 @@ public:
             error("vips", 0, std::to_string(backends) + " backends in total but datapath.max_backends is " +
                                  std::to_string(dp.max_backends));
         vips(cfg.vips);
+        if (cfg.bgp.enabled) {
+            std::vector<bgp::VipRoute> routes;
+            for (const auto& v : cfg.vips)
+                routes.push_back({v.name, v.address, v.bgp});
+            for (auto& e : bgp::validate_bgp(cfg.bgp, "bgp", routes, failed_))
+                errors_.push_back(std::move(e));
+        }
         return std::move(errors_);
     }
 
@@ -222,6 +261,55 @@ private:
                               "): address, port and protocol must be unique");
             }
             backends(vip, path, port_ok);
+            if (vip.health) {
+                for (auto& e : health::validate_health(*vip.health, path + ".health", failed_))
+                    errors_.push_back(std::move(e));
+                if (vip.health->via == health::Via::Tunnel)
+                    error(path + ".health.via", vip.line,
+                          "via: tunnel is not supported by this version of lbd (use direct)");
+            }
+            scheduling(vip, path);
+        }
+    }
+
+    /// algorithm, persistence and one_packet, and how they combine.
+    void scheduling(const VipConfig& vip, const std::string& path)
+    {
+        const std::string alg = to_string(vip.algorithm);
+        const bool alg_ok = !bad(path + ".algorithm");
+        if (vip.one_packet && !bad(path + ".one_packet")) {
+            if (!bad(path + ".protocol") && vip.protocol != Protocol::Udp)
+                error(path + ".one_packet", vip.line,
+                      "one_packet applies to UDP VIPs only: the packets of a TCP connection must all reach "
+                      "one backend");
+            else if (alg_ok && vip.algorithm == Algorithm::LeastConn)
+                error(path + ".one_packet", vip.line,
+                      "one_packet does not combine with least-conn: without a connection table there are no "
+                      "active flows to count (use round-robin or weighted)");
+        }
+        if (alg_ok && !uses_ring(vip.algorithm) && vip.backends.size() > LBD_SCHED_MAX_BACKENDS)
+            error(path + ".backends", vip.line,
+                  std::to_string(vip.backends.size()) + " backends, but " + alg + " schedules at most " +
+                      std::to_string(LBD_SCHED_MAX_BACKENDS) +
+                      " per VIP (maglev and source-hash have no such limit)");
+        if (!vip.persistence || bad(path + ".persistence"))
+            return;
+        const auto& p = *vip.persistence;
+        const std::string pp = path + ".persistence";
+        if (!bad(pp + ".timeout") && (p.timeout < kPersistTimeoutMin || p.timeout > kPersistTimeoutMax))
+            error(pp + ".timeout", p.line, "must be between 1s and 24h");
+        const bool family_ok = !bad(path + ".address");
+        if (p.netmask) {
+            if (family_ok && !vip.address.is_v4())
+                error(pp + ".netmask", p.line, "netmask applies to IPv4 VIPs; this VIP is IPv6: use prefix_v6");
+            else
+                range(pp + ".netmask", uint64_t(std::max(*p.netmask, 0)), kPersistNetmask, p.line);
+        }
+        if (p.prefix_v6) {
+            if (family_ok && vip.address.is_v4())
+                error(pp + ".prefix_v6", p.line, "prefix_v6 applies to IPv6 VIPs; this VIP is IPv4: use netmask");
+            else
+                range(pp + ".prefix_v6", uint64_t(std::max(*p.prefix_v6, 0)), kPersistPrefixV6, p.line);
         }
     }
 
@@ -262,7 +350,7 @@ public:
         std::optional<Fields> f = Fields{};
         if (!root.IsNull()) {
             lines_.emplace("", line_of(root));
-            f = fields(root, "", {"datapath", "control", "vips"}, kReservedSections);
+            f = fields(root, "", {"datapath", "control", "bgp", "vips"}, kReservedSections);
         }
         if (!f)
             return;
@@ -273,6 +361,8 @@ public:
             datapath(*n);
         if (auto n = find(*f, "control"))
             control(*n);
+        if (auto n = find(*f, "bgp"))
+            bgp::read_bgp(*this, *n, "bgp", cfg.bgp);
         if (auto n = find(*f, "vips"); n && !n->IsNull()) {
             if (!n->IsSequence())
                 error("vips", "must be a list of VIPs");
@@ -364,7 +454,8 @@ private:
         auto& vip = cfg.vips.emplace_back();  // one entry per list item keeps indices == key paths
         vip.line = line_of(node);
         lines_.emplace(path, vip.line);
-        auto f = fields(node, path, {"name", "address", "port", "protocol", "algorithm", "backends"});
+        auto f = fields(node, path,
+                        {"name", "address", "port", "protocol", "algorithm", "persistence", "one_packet", "health", "bgp", "backends"});
         if (!f)
             return;
         if (auto n = require(*f, path, "name"))
@@ -385,8 +476,21 @@ private:
                     error(path + ".protocol", "must be tcp or udp, not '" + *s + "'");
             }
         if (auto n = find(*f, "algorithm"))
-            if (auto s = text(*n, path + ".algorithm", "an algorithm name"); s && *s != "maglev")
-                error(path + ".algorithm", "unknown algorithm '" + *s + "' (supported: maglev)");
+            if (auto s = text(*n, path + ".algorithm", "an algorithm name")) {
+                if (auto a = parse_algorithm(*s))
+                    vip.algorithm = *a;
+                else
+                    error(path + ".algorithm", "unknown algorithm '" + *s + "' (supported: " + algorithm_names() + ")");
+            }
+        if (auto n = find(*f, "persistence"))
+            persistence(*n, path + ".persistence", vip);
+        if (auto n = find(*f, "one_packet"))
+            if (auto b = boolean(*n, path + ".one_packet"))
+                vip.one_packet = *b;
+        if (auto n = find(*f, "health"))
+            health::read_health(*this, *n, path + ".health", vip.health.emplace());
+        if (auto n = find(*f, "bgp"))
+            bgp::read_vip_bgp(*this, *n, path + ".bgp", vip.bgp);
         if (auto n = find(*f, "backends"); n && !n->IsNull()) {
             if (!n->IsSequence())
                 error(path + ".backends", "must be a list of backends");
@@ -396,13 +500,35 @@ private:
         }
     }
 
+    void persistence(const YAML::Node& node, const std::string& path, VipConfig& vip)
+    {
+        auto& p = vip.persistence.emplace();
+        p.line = line_of(node);
+        auto f = fields(node, path, {"timeout", "netmask", "prefix_v6"});
+        if (!f)
+            return;
+        if (auto n = find(*f, "timeout"))
+            if (auto d = duration(*n, path + ".timeout"))
+                p.timeout = *d;
+        if (auto n = find(*f, "netmask")) {
+            int v = 0;
+            integer(*n, path + ".netmask", kPersistNetmask, v);
+            p.netmask = v;
+        }
+        if (auto n = find(*f, "prefix_v6")) {
+            int v = 0;
+            integer(*n, path + ".prefix_v6", kPersistPrefixV6, v);
+            p.prefix_v6 = v;
+        }
+    }
+
     void backend(const YAML::Node& node, const std::string& path, VipConfig& vip)
     {
         auto& be = vip.backends.emplace_back();
         be.line = line_of(node);
         be.port = vip.port;
         lines_.emplace(path, be.line);
-        auto f = fields(node, path, {"address", "port", "weight"});
+        auto f = fields(node, path, {"address", "port", "weight", "sorry", "health_port"});
         if (!f)
             return;
         if (auto n = require(*f, path, "address"))
@@ -412,6 +538,15 @@ private:
             integer(*n, path + ".port", kPort, be.port);
         if (auto n = find(*f, "weight"))
             integer(*n, path + ".weight", kWeight, be.weight);
+        if (auto n = find(*f, "sorry"))
+            if (auto b = boolean(*n, path + ".sorry"))
+                be.sorry = *b;
+        if (auto n = find(*f, "health_port")) {
+            uint16_t port = 0;
+            integer(*n, path + ".health_port", kPort, port);
+            if (port)
+                be.health_port = port;
+        }
     }
 };
 

@@ -6,25 +6,51 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "common/addr.h"
+#include "lbd/core/config_error.h"
+#include "bgp/bgp_config.h"
+#include "health/health_config.h"
 
 namespace lbd {
 
 enum class Protocol : uint8_t { Tcp = 6, Udp = 17 };
 enum class XdpMode { Auto, Native, Generic };
-enum class Algorithm { Maglev };
+/// How a VIP picks the backend of a new flow (docs/scheduling.md).
+enum class Algorithm { Maglev, RoundRobin, Weighted, LeastConn, SourceHash, Failover };
 
 std::string to_string(Protocol p);
 std::string to_string(XdpMode m);
 std::string to_string(Algorithm a);
+/// "maglev", "round-robin", ...; nullopt for an unknown name.
+std::optional<Algorithm> parse_algorithm(std::string_view name);
+/// The names parse_algorithm() knows, for error messages: "maglev, round-robin, ...".
+std::string algorithm_names();
+/// Algorithms that read the VIP's Maglev ring (no limit on backends).
+inline bool uses_ring(Algorithm a) { return a == Algorithm::Maglev || a == Algorithm::SourceHash; }
+
+/// LVS-style persistence: a client's new flows go to the backend of its
+/// earlier ones while it keeps sending within `timeout`.
+struct Persistence {
+    std::chrono::milliseconds timeout{300'000};
+    std::optional<int> netmask;    // IPv4 prefix length grouping clients (default 32)
+    std::optional<int> prefix_v6;  // IPv6 prefix length (default 128)
+    int line = 0;
+    bool operator==(const Persistence& o) const
+    {
+        return timeout == o.timeout && netmask == o.netmask && prefix_v6 == o.prefix_v6;
+    }
+};
 
 struct BackendConfig {
     IpAddr address;
     uint16_t port = 0;     // always equal to the VIP's port after loading
     uint32_t weight = 1;   // 0 = drain
+    bool sorry = false;    // serves only when no other backend of the VIP is up
+    std::optional<uint16_t> health_port;  // probe this port instead of the VIP's
     int line = 0;          // 1-based line in the config file, 0 if not from a file
 };
 
@@ -34,6 +60,10 @@ struct VipConfig {
     uint16_t port = 0;
     Protocol protocol = Protocol::Tcp;
     Algorithm algorithm = Algorithm::Maglev;
+    std::optional<Persistence> persistence;  // none: each flow scheduled on its own
+    bool one_packet = false;                 // UDP: every datagram scheduled, no connection table
+    std::optional<health::HealthConfig> health;  // none: backends count as up
+    bgp::VipBgp bgp;                              // route injection overrides
     std::vector<BackendConfig> backends;
     int line = 0;
 };
@@ -60,16 +90,10 @@ struct ControlConfig {
 struct Config {
     DatapathConfig datapath;
     ControlConfig control;
+    bgp::BgpConfig bgp;  // bgp.enabled: the section is present
     std::vector<VipConfig> vips;
 };
 
-struct ConfigError {
-    std::string key;      // e.g. "vips[0].backends[1].port"
-    int line = 0;         // 1-based; 0 when not known
-    std::string message;
-    /// "FILE:LINE: KEY: MESSAGE" (FILE and LINE left out when unknown).
-    std::string str(const std::string& file = {}) const;
-};
 
 using ConfigResult = std::variant<Config, std::vector<ConfigError>>;
 

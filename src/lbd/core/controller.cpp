@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "common/duration.h"
+
 namespace lbd {
 
 using nlohmann::json;
@@ -21,10 +25,47 @@ std::string str_arg(const json& r, const char* key)
     return it->get<std::string>();
 }
 
-const char* state_of(const BackendState& b)
+/// `one_packet` and `persistence` of lb.create; ranges and combinations
+/// are checked by validate(), as for the config file.
+void scheduling_args(const json& r, VipConfig& v)
+{
+    if (auto it = r.find("one_packet"); it != r.end() && !it->is_null()) {
+        if (!it->is_boolean())
+            throw Refused("'one_packet' must be true or false");
+        v.one_packet = it->get<bool>();
+    }
+    auto it = r.find("persistence");
+    if (it == r.end() || it->is_null())
+        return;
+    if (!it->is_object())
+        throw Refused("'persistence' must be an object: {timeout, netmask, prefix_v6}");
+    Persistence p;
+    for (const auto& [key, val] : it->items()) {
+        if (key == "timeout") {
+            std::optional<std::chrono::milliseconds> d;
+            if (val.is_string())
+                d = parse_duration(val.get<std::string>());
+            else if (val.is_number_unsigned())
+                d = std::chrono::seconds(val.get<uint32_t>());
+            if (!d)
+                throw Refused("persistence timeout " + val.dump() + " is not a duration (e.g. 300s, 5m)");
+            p.timeout = *d;
+        } else if (key == "netmask" || key == "prefix_v6") {
+            if (!val.is_number_integer())
+                throw Refused("persistence " + key + " must be an integer prefix length");
+            const int64_t n = val.get<int64_t>();
+            (key == "netmask" ? p.netmask : p.prefix_v6) = int(std::clamp<int64_t>(n, -1, 1000));
+        } else {
+            throw Refused("unknown persistence key '" + key + "' (timeout, netmask, prefix_v6)");
+        }
+    }
+    v.persistence = p;
+}
+
+std::string state_of(const BackendState& b, const json& health)
 {
     if (!b.up)
-        return "down";
+        return health.is_object() ? health.value("state", "down") : "down";
     return b.weight == 0 ? "draining" : "up";
 }
 
@@ -72,28 +113,52 @@ std::optional<json> Controller::show(const std::string& name) const
     const auto& v = it->second;
     const auto flows = stats_.active_flows();
     const auto vs = stats_.vip_stats(v.vip_id);
+    // least-conn: the counters the program schedules by (docs/scheduling.md).
+    std::map<uint32_t, int64_t> lc;
+    if (v.algorithm == Algorithm::LeastConn) {
+        std::vector<uint32_t> ids;
+        for (const auto& b : v.backends)
+            ids.push_back(b.id);
+        lc = stats_.least_conn_active(ids);
+    }
     json backends = json::array();
     for (const auto& b : v.backends) {
         const auto bs = stats_.backend_stats(b.id);
         auto f = flows.find(b.id);
+        const json health = hooks_.backend_health ? hooks_.backend_health(name, b.address) : json();
         backends.push_back({{"address", b.address.str()},
                             {"port", b.port},
                             {"weight", b.weight},
-                            {"state", state_of(b)},
+                            {"state", state_of(b, health)},
+                            {"sorry", b.sorry},
+                            {"health", health},
                             {"active_flows", f == flows.end() ? 0 : f->second},
                             {"packets", bs.packets},
                             {"bytes", bs.bytes},
                             {"new_flows", bs.new_flows}});
+        if (auto n = lc.find(b.id); n != lc.end())
+            backends.back()["lc_active"] = std::max<int64_t>(n->second, 0);
     }
-    return json{{"name", name},
-                {"vip", Endpoint{v.address, v.port}.str()},
-                {"protocol", to_string(v.protocol)},
-                {"algorithm", to_string(v.algorithm)},
-                {"source", to_string(source_of(name))},
-                {"packets", vs.packets},
-                {"bytes", vs.bytes},
-                {"new_flows", vs.new_flows},
-                {"backends", backends}};
+    json out{{"name", name},
+             {"vip", Endpoint{v.address, v.port}.str()},
+             {"protocol", to_string(v.protocol)},
+             {"algorithm", to_string(v.algorithm)},
+             {"source", to_string(source_of(name))},
+             {"packets", vs.packets},
+             {"bytes", vs.bytes},
+             {"new_flows", vs.new_flows},
+             {"backends", backends}};
+    if (v.persistence) {
+        json p{{"timeout", format_duration(v.persistence->timeout)}};
+        if (v.address.is_v4())
+            p["netmask"] = v.persistence->netmask.value_or(32);
+        else
+            p["prefix_v6"] = v.persistence->prefix_v6.value_or(128);
+        out["persistence"] = p;
+    }
+    if (v.one_packet)
+        out["one_packet"] = true;
+    return out;
 }
 
 json Controller::commit(Overrides next, const std::string& name,
@@ -108,6 +173,14 @@ json Controller::commit(Overrides next, const std::string& name,
         const auto& key = errors.front().key;
         if (key.starts_with("vips[")) {
             const size_t i = std::stoul(key.substr(5));
+            // The key under the VIP ("persistence.netmask"), unless the
+            // message starts with its name already.
+            const size_t dot = key.find("].");
+            const std::string sub = dot == std::string::npos ? std::string() : key.substr(dot + 2);
+            const size_t last_dot = sub.rfind('.');
+            const std::string last = last_dot == std::string::npos ? sub : sub.substr(last_dot + 1);
+            if (!sub.empty() && !msg.starts_with(last))
+                msg = sub + ": " + msg;
             if (i < candidate.vips.size())
                 msg = "vip " + candidate.vips[i].name + ": " + msg;
         } else if (key == "vips") {
@@ -121,6 +194,8 @@ json Controller::commit(Overrides next, const std::string& name,
     for (const auto& line : st_.apply(candidate.vips))
         spdlog::info("lbctl: {}", line);
     hooks_.persist();
+    if (hooks_.applied)
+        hooks_.applied();
     json out{{"ok", true}};
     if (auto v = show(name))
         out["vip"] = *v;
@@ -148,8 +223,11 @@ json Controller::create(const json& r)
     else
         throw Refused("unknown protocol '" + proto + "' (tcp or udp)");
     const std::string alg = r.value("algorithm", std::string("maglev"));
-    if (alg != "maglev")
-        throw Refused("unknown algorithm '" + alg + "' (supported: maglev)");
+    if (auto a = parse_algorithm(alg))
+        v.algorithm = *a;
+    else
+        throw Refused("unknown algorithm '" + alg + "' (supported: " + algorithm_names() + ")");
+    scheduling_args(r, v);
     for (const auto& e : effective_vips(cfg_.vips, ov_))
         if (e.vip.address == v.address && e.vip.port == v.port && e.vip.protocol == v.protocol)
             throw Refused(Endpoint{v.address, v.port}.str() + " " + proto + " is already VIP '" +
@@ -286,6 +364,14 @@ json Controller::handle(const json& r)
             return remove_vip(r);
         if (cmd == "reload")
             return hooks_.reload();
+        if (cmd == "bgp.status" && hooks_.bgp_status)
+            return hooks_.bgp_status();
+        if (cmd == "maintenance" && hooks_.maintenance) {
+            auto on = r.find("on");
+            if (on == r.end() || !on->is_boolean())
+                throw Refused("'on' must be true or false");
+            return hooks_.maintenance(on->get<bool>());
+        }
         throw Refused("unknown command '" + cmd + "'");
     } catch (const Refused& e) {
         return {{"ok", false}, {"error", e.what()}};

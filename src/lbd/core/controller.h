@@ -22,6 +22,13 @@ public:
     virtual lbd_stats backend_stats(uint32_t id) const = 0;
     /// Backend id -> active connection table entries.
     virtual std::map<uint32_t, uint64_t> active_flows() const = 0;
+    /// Backend id -> the program's own active-flow counter (least-conn VIPs;
+    /// docs/scheduling.md). Empty where the datapath keeps none.
+    virtual std::map<uint32_t, int64_t> least_conn_active(const std::vector<uint32_t>& ids) const
+    {
+        (void)ids;
+        return {};
+    }
 };
 
 class Controller {
@@ -30,6 +37,12 @@ public:
         std::function<void()> persist;                // save overrides + runtime state
         std::function<nlohmann::json()> status;       // fields of `status`
         std::function<nlohmann::json()> reload;       // result of `reload`
+        std::function<void()> applied;                // after every applied change
+        /// Health details of one backend (state, last check, last error,
+        /// time in state); null when the VIP has no health checks.
+        std::function<nlohmann::json(const std::string& vip, const IpAddr&)> backend_health;
+        std::function<nlohmann::json()> bgp_status;             // `bgp.status`
+        std::function<nlohmann::json(bool on)> maintenance;     // `maintenance`
     };
 
     Controller(Config& cfg, Overrides& overrides, LbState& state, const StatsSource& stats,

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "common/maglev.h"
+#include "lbd/core/scheduling.h"
 
 namespace lbd {
 
@@ -34,6 +35,35 @@ const BackendState* VipState::find(const IpAddr& a) const
         if (b.address == a)
             return &b;
     return nullptr;
+}
+
+static uint32_t lbd_algorithm_of(Algorithm a)
+{
+    switch (a) {
+    case Algorithm::Maglev: return LBD_ALG_MAGLEV;
+    case Algorithm::RoundRobin: return LBD_ALG_ROUND_ROBIN;
+    case Algorithm::Weighted: return LBD_ALG_WEIGHTED;
+    case Algorithm::LeastConn: return LBD_ALG_LEAST_CONN;
+    case Algorithm::SourceHash: return LBD_ALG_SOURCE_HASH;
+    case Algorithm::Failover: return LBD_ALG_FAILOVER;
+    }
+    return LBD_ALG_MAGLEV;
+}
+
+lbd_vip_meta VipState::meta() const
+{
+    lbd_vip_meta m{};
+    m.vip_id = vip_id;
+    m.algorithm = lbd_algorithm_of(algorithm);
+    if (one_packet)
+        m.flags |= LBD_VIP_F_ONE_PACKET;
+    if (persistence) {
+        m.flags |= LBD_VIP_F_PERSIST;
+        m.persist_timeout_ms = uint32_t(std::clamp<int64_t>(persistence->timeout.count(), 1, UINT32_MAX));
+        m.persist_prefix_v4 = uint8_t(std::clamp(persistence->netmask.value_or(32), 1, 32));
+        m.persist_prefix_v6 = uint8_t(std::clamp(persistence->prefix_v6.value_or(128), 1, 128));
+    }
+    return m;
 }
 
 std::optional<std::pair<uint32_t, uint32_t>> BackendIds::take()
@@ -99,7 +129,7 @@ void LbState::write_backend(const BackendState& b, uint8_t flags)
     w_.put_backend(b.id, be);
 }
 
-BackendState LbState::add_backend(const BackendConfig& b)
+BackendState LbState::add_backend(const BackendConfig& b, bool health_checked)
 {
     auto taken = ids_.take();
     if (!taken)
@@ -108,6 +138,8 @@ BackendState LbState::add_backend(const BackendConfig& b)
     s.address = b.address;
     s.port = b.port;
     s.weight = b.weight;
+    s.sorry = b.sorry;
+    s.up = !health_checked;  // unknown until its checks pass
     s.id = taken->first;
     s.gen = taken->second;
     w_.reset_backend_stats(s.id);
@@ -117,10 +149,16 @@ BackendState LbState::add_backend(const BackendConfig& b)
 
 std::vector<uint32_t> LbState::build_ring(const VipState& v) const
 {
+    // Sorry backends take the ring only when no other backend can.
+    const bool any_regular = std::any_of(v.backends.begin(), v.backends.end(), [](const auto& b) {
+        return !b.sorry && b.up && b.weight > 0;
+    });
     std::vector<maglev::Backend> in;
     in.reserve(v.backends.size());
-    for (const auto& b : v.backends)
-        in.push_back({Endpoint{b.address, b.port}.str(), b.ring_weight(), b.id});
+    for (const auto& b : v.backends) {
+        const bool serves = b.up && b.sorry != any_regular;
+        in.push_back({Endpoint{b.address, b.port}.str(), serves ? b.weight : 0, b.id});
+    }
     return maglev::build_ring(in, ring_size_);
 }
 
@@ -181,19 +219,20 @@ void LbState::add_vip(const VipConfig& cfg, std::vector<std::string>& log)
     v.port = cfg.port;
     v.protocol = cfg.protocol;
     v.algorithm = cfg.algorithm;
+    v.persistence = cfg.persistence;
+    v.one_packet = cfg.one_packet;
     v.vip_id = uint32_t(free_id - vip_id_used_.begin());
     *free_id = true;
+    v.health_checked = cfg.health.has_value();
     for (const auto& b : cfg.backends)
-        v.backends.push_back(add_backend(b));
+        v.backends.push_back(add_backend(b, v.health_checked));
     std::sort(v.backends.begin(), v.backends.end(),
               [](const auto& a, const auto& b) { return a.address < b.address; });
 
     w_.reset_vip_stats(v.vip_id);
     write_ring_diff(v.vip_id, nullptr, build_ring(v));
-    lbd_vip_meta meta{};
-    meta.vip_id = v.vip_id;
-    meta.algorithm = LBD_ALG_MAGLEV;
-    w_.put_vip(v.key(), meta);  // last: traffic arrives only once the ring is in place
+    write_sched(v);
+    w_.put_vip(v.key(), v.meta());  // last: traffic arrives only once the ring is in place
     log.push_back("vip " + v.name + " added: " + Endpoint{v.address, v.port}.str() + " " +
                   to_string(v.protocol) + ", " + std::to_string(v.backends.size()) + " backends");
     vips_.emplace(v.name, std::move(v));
@@ -202,6 +241,8 @@ void LbState::add_vip(const VipConfig& cfg, std::vector<std::string>& log)
 void LbState::delete_vip(const VipState& v, std::vector<std::string>& log)
 {
     w_.delete_vip(v.key());  // first: no packet reaches what follows
+    if (!uses_ring(v.algorithm))
+        w_.delete_sched(v.vip_id);
     for (const auto& b : v.backends) {
         BackendState gone = b;
         gone.gen = ids_.release(b.id);
@@ -225,6 +266,12 @@ void LbState::update_vip(VipState& v, const VipConfig& cfg, std::vector<std::str
             continue;
         }
         BackendState s = b;
+        if (!cfg.health && !s.up) {
+            s.up = true;  // health checks removed: backends count as up
+            write_backend(s, LBD_BE_F_VALID);
+            log.push_back("vip " + v.name + ": backend " + b.address.str() + " up (no health checks)");
+        }
+        s.sorry = c->sorry;
         if (s.weight != c->weight) {
             log.push_back("vip " + v.name + ": backend " + b.address.str() + " weight " +
                           std::to_string(s.weight) + " -> " + std::to_string(c->weight) +
@@ -233,9 +280,10 @@ void LbState::update_vip(VipState& v, const VipConfig& cfg, std::vector<std::str
         }
         next.push_back(s);
     }
+    v.health_checked = cfg.health.has_value();
     for (const auto& c : cfg.backends) {
         if (!v.find(c.address)) {
-            next.push_back(add_backend(c));
+            next.push_back(add_backend(c, v.health_checked));
             log.push_back("vip " + v.name + ": backend " + c.address.str() + " added");
         }
     }
@@ -244,20 +292,89 @@ void LbState::update_vip(VipState& v, const VipConfig& cfg, std::vector<std::str
     v.backends = std::move(next);
 
     write_ring_diff(v.vip_id, &old_ring, build_ring(v));
+    write_sched(v);
     // Only after the ring no longer names them: pinned flows go on (graceful).
     for (const auto& b : removed) {
         ids_.retire(b.id);
         log.push_back("vip " + v.name + ": backend " + b.address.str() +
                       " removed (pinned flows finish)");
     }
-    if (v.algorithm != cfg.algorithm) {
-        v.algorithm = cfg.algorithm;
-        lbd_vip_meta meta{};
-        meta.vip_id = v.vip_id;
-        meta.algorithm = LBD_ALG_MAGLEV;
-        w_.put_vip(v.key(), meta);
-        log.push_back("vip " + v.name + ": algorithm " + to_string(v.algorithm));
+    update_scheduling(v, cfg, log);
+}
+
+void LbState::update_scheduling(VipState& v, const VipConfig& cfg, std::vector<std::string>& log)
+{
+    const lbd_vip_meta before = v.meta();
+    const Algorithm old = v.algorithm;
+    v.algorithm = cfg.algorithm;
+    v.persistence = cfg.persistence;
+    v.one_packet = cfg.one_packet;
+    const lbd_vip_meta after = v.meta();
+    if (std::memcmp(&before, &after, sizeof before) == 0)
+        return;
+    write_sched(v);               // the new algorithm's members before it reads them
+    w_.put_vip(v.key(), v.meta());
+    if (!uses_ring(old) && uses_ring(v.algorithm))
+        w_.delete_sched(v.vip_id);  // after: nothing reads it any more
+    std::string what = "vip " + v.name + ": algorithm " + to_string(v.algorithm);
+    if (v.persistence)
+        what += ", persistence " + std::to_string(v.persistence->timeout.count()) + "ms";
+    if (v.one_packet)
+        what += ", one-packet";
+    log.push_back(what);
+}
+
+std::vector<uint32_t> LbState::least_conn_backend_ids() const
+{
+    std::vector<uint32_t> ids;
+    for (const auto& [name, v] : vips_)
+        if (v.algorithm == Algorithm::LeastConn)
+            for (const auto& b : v.backends)
+                ids.push_back(b.id);
+    return ids;
+}
+
+void LbState::write_sched(const VipState& v)
+{
+    if (v.persistence)
+        for (const auto& b : v.backends)
+            w_.put_backend_weight(b.id, b.weight);
+    if (uses_ring(v.algorithm))
+        return;
+    // The same backends as the ring would take (build_ring): up, weight > 0,
+    // and sorry backends only when no regular one can serve.
+    const bool any_regular = std::any_of(v.backends.begin(), v.backends.end(), [](const auto& b) {
+        return !b.sorry && b.up && b.weight > 0;
+    });
+    std::vector<SchedMember> members;
+    for (const auto& b : v.backends)
+        if (b.up && b.weight > 0 && b.sorry != any_regular)
+            members.push_back({b.id, b.weight, b.address});
+    w_.put_sched(v.vip_id, build_sched(v.algorithm, std::move(members)));
+}
+
+bool LbState::set_health(const std::string& vip, const IpAddr& address, bool up)
+{
+    auto it = vips_.find(vip);
+    if (it == vips_.end())
+        return false;
+    VipState& v = it->second;
+    auto b = std::find_if(v.backends.begin(), v.backends.end(),
+                          [&](const BackendState& x) { return x.address == address; });
+    if (b == v.backends.end() || b->up == up)
+        return false;
+    const auto old_ring = build_ring(v);
+    b->up = up;
+    if (up) {
+        write_backend(*b, LBD_BE_F_VALID);  // first, so the ring never names a down backend
+        write_ring_diff(v.vip_id, &old_ring, build_ring(v));
+        write_sched(v);
+    } else {
+        write_ring_diff(v.vip_id, &old_ring, build_ring(v));  // no new flows...
+        write_sched(v);
+        write_backend(*b, LBD_BE_F_VALID | LBD_BE_F_DOWN);   // ...then re-schedule pinned ones
     }
+    return true;
 }
 
 bool LbState::remove_backend(const std::string& vip, const IpAddr& address, bool force)
@@ -274,6 +391,7 @@ bool LbState::remove_backend(const std::string& vip, const IpAddr& address, bool
     BackendState gone = *b;
     v.backends.erase(b);
     write_ring_diff(v.vip_id, &old_ring, build_ring(v));
+    write_sched(v);
     if (force) {
         gone.gen = ids_.release(gone.id);
         write_backend(gone, 0);
@@ -300,6 +418,24 @@ std::vector<std::string> LbState::adopt(std::vector<VipState> saved)
             log.push_back("vip " + v.name + ": pinned maps do not match the saved state; re-creating it");
             continue;
         }
+        // Scheduling as the pinned program does it now; apply() then makes
+        // it what the config says.
+        const lbd_vip_meta pinned = it->second;
+        for (Algorithm a : {Algorithm::Maglev, Algorithm::RoundRobin, Algorithm::Weighted, Algorithm::LeastConn,
+                            Algorithm::SourceHash, Algorithm::Failover})
+            if (lbd_algorithm_of(a) == pinned.algorithm)
+                v.algorithm = a;
+        v.one_packet = pinned.flags & LBD_VIP_F_ONE_PACKET;
+        v.persistence.reset();
+        if (pinned.flags & LBD_VIP_F_PERSIST) {
+            Persistence p;
+            p.timeout = std::chrono::milliseconds(pinned.persist_timeout_ms);
+            if (pinned.persist_prefix_v4 != 32)
+                p.netmask = pinned.persist_prefix_v4;
+            if (pinned.persist_prefix_v6 != 128)
+                p.prefix_v6 = pinned.persist_prefix_v6;
+            v.persistence = p;
+        }
         in_map.erase(it);
         std::vector<BackendState> kept;
         for (auto b : v.backends) {
@@ -319,6 +455,7 @@ std::vector<std::string> LbState::adopt(std::vector<VipState> saved)
         // The whole ring again: identical values change nothing for flows,
         // and a ring an earlier lbd left half-written is healed.
         write_ring_diff(v.vip_id, nullptr, build_ring(v));
+        write_sched(v);
         vips_.emplace(v.name, std::move(v));
     }
     for (const auto& [key, meta] : in_map) {

@@ -24,9 +24,8 @@ struct BackendState {
     uint32_t weight = 1;
     uint32_t id = 0;     // index in the backends map
     uint32_t gen = 0;    // generation written with it
-    bool up = true;      // health (always up until health checks decide)
-
-    uint32_t ring_weight() const { return up ? weight : 0; }
+    bool up = true;      // health: a VIP with health checks starts its backends down
+    bool sorry = false;  // serves only when no other backend is up
 };
 
 struct VipState {
@@ -35,10 +34,15 @@ struct VipState {
     uint16_t port = 0;
     Protocol protocol = Protocol::Tcp;
     Algorithm algorithm = Algorithm::Maglev;
+    std::optional<Persistence> persistence;
+    bool one_packet = false;
+    bool health_checked = false;  // backends start down until checks pass
     uint32_t vip_id = 0;
     std::vector<BackendState> backends;  // sorted by address
 
     lbd_vip_key key() const;
+    /// The vips map value: id, algorithm, persistence, one-packet.
+    lbd_vip_meta meta() const;
     const BackendState* find(const IpAddr& a) const;
 };
 
@@ -84,23 +88,36 @@ public:
     /// Writes the encapsulation source prefixes (none: the node's address).
     void set_encap_sources(const std::optional<Prefix>& v4, const std::optional<Prefix>& v6);
 
+    /// Health checks moved a backend up or down: a down backend leaves the
+    /// ring at once (only its slots move) and its pinned flows are
+    /// re-scheduled; an up one re-enters. Returns false if nothing changed.
+    bool set_health(const std::string& vip, const IpAddr& address, bool up);
+
     /// Removes one backend from a VIP. Graceful (force = false): no new flows,
     /// pinned flows go on. Forced: pinned flows are re-scheduled at once.
     /// Returns false if there is no such VIP or backend.
     bool remove_backend(const std::string& vip, const IpAddr& address, bool force);
 
     const std::map<std::string, VipState>& vips() const { return vips_; }
+    /// Ids of every backend of a least-conn VIP (whose counters lbd re-counts).
+    std::vector<uint32_t> least_conn_backend_ids() const;
     uint32_t ring_size() const { return ring_size_; }
 
 private:
     void add_vip(const VipConfig& cfg, std::vector<std::string>& log);
     void delete_vip(const VipState& v, std::vector<std::string>& log);
     void update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
-    BackendState add_backend(const BackendConfig& b);
+    BackendState add_backend(const BackendConfig& b, bool health_checked);
     void write_backend(const BackendState& b, uint8_t flags);
     std::vector<uint32_t> build_ring(const VipState& v) const;
     void write_ring_diff(uint32_t vip_id, const std::vector<uint32_t>* old_ring,
                          const std::vector<uint32_t>& new_ring);
+    /// Scheduling beyond the ring (scheduling.h): every backend's weight, and
+    /// for round-robin, weighted, least-conn and failover the VIP's members
+    /// (those that may take new flows). Call wherever the ring is written.
+    void write_sched(const VipState& v);
+    /// update_vip's part for algorithm, persistence and one_packet.
+    void update_scheduling(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
 
     MapWriter& w_;
     uint32_t ring_size_;

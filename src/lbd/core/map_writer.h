@@ -19,12 +19,21 @@ public:
     virtual void put_vip(const lbd_vip_key& key, const lbd_vip_meta& meta) = 0;
     virtual void delete_vip(const lbd_vip_key& key) = 0;
     virtual void put_backend(uint32_t id, const lbd_backend& be) = 0;
+    /// Zeroes what the program counts for an id given to a new backend
+    /// (statistics, least-conn active flows).
     virtual void reset_backend_stats(uint32_t id) = 0;
+    /// Zeroes a new VIP's statistics and starts its round-robin cursors.
     virtual void reset_vip_stats(uint32_t vip_id) = 0;
     /// Writes ring[vip_id * ring_size + slots[i]] = ids[i] for every i.
     virtual void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
                                 std::span<const uint32_t> ids) = 0;
     virtual void put_config(const lbd_config& cfg) = 0;
+    /// The members of a VIP that no ring schedules (sched map, key vip_id).
+    virtual void put_sched(uint32_t vip_id, const lbd_sched& s) = 0;
+    virtual void delete_sched(uint32_t vip_id) = 0;
+    /// A backend id's configured weight (backend_weight map; persistence
+    /// checks it: a drained backend gets no persistent client's new flow).
+    virtual void put_backend_weight(uint32_t id, uint32_t weight) = 0;
 
     // Reads, for adopting maps an earlier lbd left pinned.
     /// Every backends entry that is not all zero.
@@ -57,6 +66,9 @@ public:
         ring_writes += slots.size();
     }
     void put_config(const lbd_config& cfg) override { config = cfg; }
+    void put_sched(uint32_t vip_id, const lbd_sched& s) override { sched[vip_id] = s; }
+    void delete_sched(uint32_t vip_id) override { sched.erase(vip_id); }
+    void put_backend_weight(uint32_t id, uint32_t weight) override { backend_weights[id] = weight; }
     std::map<uint32_t, lbd_backend> read_backends() const override { return backends; }
     std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> read_vips() const override
     {
@@ -66,6 +78,8 @@ public:
     std::map<lbd_vip_key, lbd_vip_meta, VipKeyLess> vips;
     std::map<uint32_t, lbd_backend> backends;
     std::map<uint64_t, uint32_t> ring;
+    std::map<uint32_t, lbd_sched> sched;
+    std::map<uint32_t, uint32_t> backend_weights;
     std::vector<uint32_t> backend_stats_resets, vip_stats_resets;
     lbd_config config{};
     size_t ring_writes = 0;

@@ -106,9 +106,31 @@ json to_json(const VipConfig& v)
     json backends = json::array();
     for (const auto& b : v.backends)
         backends.push_back({{"address", b.address.str()}, {"port", b.port}, {"weight", b.weight}});
-    return {{"name", v.name},          {"address", v.address.str()},
-            {"port", v.port},          {"protocol", to_string(v.protocol)},
-            {"algorithm", to_string(v.algorithm)}, {"backends", backends}};
+    json out{{"name", v.name},          {"address", v.address.str()},
+             {"port", v.port},          {"protocol", to_string(v.protocol)},
+             {"algorithm", to_string(v.algorithm)}, {"backends", backends}};
+    if (v.persistence) {
+        json p{{"timeout_ms", v.persistence->timeout.count()}};
+        if (v.persistence->netmask)
+            p["netmask"] = *v.persistence->netmask;
+        if (v.persistence->prefix_v6)
+            p["prefix_v6"] = *v.persistence->prefix_v6;
+        out["persistence"] = p;
+    }
+    if (v.one_packet)
+        out["one_packet"] = true;
+    return out;
+}
+
+static Algorithm algorithm_from(const json& j)
+{
+    auto it = j.find("algorithm");
+    if (it == j.end())
+        return Algorithm::Maglev;  // saved by an lbd that knew only Maglev
+    auto a = parse_algorithm(it->get<std::string>());
+    if (!a)
+        throw std::invalid_argument("bad algorithm " + it->dump());
+    return *a;
 }
 
 static IpAddr addr_from(const json& j)
@@ -135,6 +157,17 @@ VipConfig vip_from_json(const json& j)
     v.address = addr_from(j.at("address"));
     v.port = j.at("port").get<uint16_t>();
     v.protocol = protocol_from(j.at("protocol").get<std::string>());
+    v.algorithm = algorithm_from(j);
+    if (auto p = j.find("persistence"); p != j.end() && !p->is_null()) {
+        Persistence ps;
+        ps.timeout = std::chrono::milliseconds(p->at("timeout_ms").get<int64_t>());
+        if (p->contains("netmask"))
+            ps.netmask = p->at("netmask").get<int>();
+        if (p->contains("prefix_v6"))
+            ps.prefix_v6 = p->at("prefix_v6").get<int>();
+        v.persistence = ps;
+    }
+    v.one_packet = j.value("one_packet", false);
     for (const auto& b : j.at("backends"))
         v.backends.push_back({addr_from(b.at("address")), b.at("port").get<uint16_t>(),
                               b.at("weight").get<uint32_t>(), 0});
@@ -183,6 +216,7 @@ std::vector<VipState> vip_states_from_json(const json& j)
         v.address = addr_from(x.at("address"));
         v.port = x.at("port").get<uint16_t>();
         v.protocol = protocol_from(x.at("protocol").get<std::string>());
+        v.algorithm = algorithm_from(x);
         v.vip_id = x.at("vip_id").get<uint32_t>();
         for (const auto& b : x.at("backends")) {
             BackendState s;

@@ -12,6 +12,7 @@
 #include <linux/if_link.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdexcept>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -132,11 +133,40 @@ void BpfMapWriter::zero_percpu(int fd, uint32_t idx, size_t value_size)
 void BpfMapWriter::reset_backend_stats(uint32_t id)
 {
     zero_percpu(bpf_map__fd(skel_->maps.backend_stats), id, sizeof(lbd_stats));
+    const int64_t zero = 0;
+    check(bpf_map__update_elem(skel_->maps.lc_active, &id, sizeof id, &zero, sizeof zero, BPF_ANY),
+          "zeroing the least-conn counter");
 }
 
 void BpfMapWriter::reset_vip_stats(uint32_t vip_id)
 {
     zero_percpu(bpf_map__fd(skel_->maps.vip_stats), vip_id, sizeof(lbd_stats));
+    // Round-robin cursors start staggered, CPU k at position k, so that CPUs
+    // that each see a few new flows do not all send them to the first member.
+    std::vector<uint64_t> cursors(static_cast<size_t>(ncpus_));  // per-CPU values are 8-byte slots
+    for (int cpu = 0; cpu < ncpus_; cpu++)
+        cursors[size_t(cpu)] = uint32_t(cpu);
+    check(bpf_map_update_elem(bpf_map__fd(skel_->maps.sched_cursor), &vip_id, cursors.data(), BPF_ANY),
+          "starting the round-robin cursors");
+}
+
+void BpfMapWriter::put_sched(uint32_t vip_id, const lbd_sched& s)
+{
+    check(bpf_map__update_elem(skel_->maps.sched, &vip_id, sizeof vip_id, &s, sizeof s, BPF_ANY),
+          "writing the sched map");
+}
+
+void BpfMapWriter::delete_sched(uint32_t vip_id)
+{
+    int rc = bpf_map__delete_elem(skel_->maps.sched, &vip_id, sizeof vip_id, 0);
+    if (rc < 0 && errno != ENOENT)
+        check(rc, "deleting from the sched map");
+}
+
+void BpfMapWriter::put_backend_weight(uint32_t id, uint32_t weight)
+{
+    check(bpf_map__update_elem(skel_->maps.backend_weight, &id, sizeof id, &weight, sizeof weight, BPF_ANY),
+          "writing the backend_weight map");
 }
 
 void BpfMapWriter::put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
@@ -205,7 +235,8 @@ std::vector<bpf_map*> pinned_maps(xdp_lb* skel)
 {
     auto& m = skel->maps;
     return {m.vips, m.ring, m.backends, m.conntrack, m.config, m.meta,
-            m.vip_stats, m.backend_stats, m.counters};
+            m.vip_stats, m.backend_stats, m.counters,
+            m.sched, m.sched_cursor, m.lc_active, m.backend_weight, m.persist};
 }
 
 bool path_exists(const std::string& p)
@@ -284,6 +315,12 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
     bpf_map__set_max_entries(skel_->maps.backends, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.backend_stats, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.conntrack, cfg.conntrack_size);
+    bpf_map__set_max_entries(skel_->maps.sched, cfg.max_vips);
+    bpf_map__set_max_entries(skel_->maps.sched_cursor, cfg.max_vips);
+    bpf_map__set_max_entries(skel_->maps.lc_active, cfg.max_backends + 1);
+    bpf_map__set_max_entries(skel_->maps.backend_weight, cfg.max_backends + 1);
+    // Persistence remembers clients (prefixes), fewer than flows.
+    bpf_map__set_max_entries(skel_->maps.persist, std::max<uint32_t>(1024, cfg.conntrack_size / 4));
 
     if (pinning_ == Pinning::Pin) {
         if (mkdir(cfg_.pin_path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -480,6 +517,65 @@ std::map<uint32_t, uint64_t> Datapath::active_flows(uint64_t idle_ns) const
             out[v.backend_id]++;
     }
     return out;
+}
+
+std::map<uint32_t, int64_t> Datapath::least_conn_active(const std::vector<uint32_t>& ids) const
+{
+    std::map<uint32_t, int64_t> out;
+    const int fd = bpf_map__fd(skel_->maps.lc_active);
+    for (uint32_t id : ids) {
+        int64_t n = 0;
+        if (bpf_map_lookup_elem(fd, &id, &n) == 0)
+            out[id] = n;
+    }
+    return out;
+}
+
+size_t Datapath::reconcile_least_conn(const std::vector<uint32_t>& ids, uint64_t tcp_idle_ns,
+                                      uint64_t udp_idle_ns)
+{
+    if (ids.empty())
+        return 0;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+    const int fd = bpf_map__fd(skel_->maps.conntrack);
+    const int bfd = bpf_map__fd(skel_->maps.backends);
+    std::map<uint32_t, uint32_t> gens;  // of the ids asked about
+    std::map<uint32_t, int64_t> counts;
+    for (uint32_t id : ids) {
+        lbd_backend be{};
+        if (bpf_map_lookup_elem(bfd, &id, &be) == 0)
+            gens[id] = be.gen;
+        counts[id] = 0;
+    }
+    size_t uncounted = 0;
+    lbd_flow_key key{}, next{};
+    lbd_ct_value v{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, &v) != 0)
+            continue;
+        if ((v.flags & (LBD_CT_F_COUNTED | LBD_CT_F_CLOSED)) != LBD_CT_F_COUNTED)
+            continue;
+        auto g = gens.find(v.backend_id);
+        if (g == gens.end() || g->second != v.backend_gen)
+            continue;
+        const uint64_t idle = key.proto == IPPROTO_UDP ? udp_idle_ns : tcp_idle_ns;
+        if (now > v.last_seen && now - v.last_seen > idle) {
+            v.flags &= ~LBD_CT_F_COUNTED;
+            if (bpf_map_update_elem(fd, &key, &v, BPF_EXIST) == 0)
+                uncounted++;
+            continue;
+        }
+        counts[v.backend_id]++;
+    }
+    const int lfd = bpf_map__fd(skel_->maps.lc_active);
+    for (const auto& [id, n] : counts)
+        bpf_map_update_elem(lfd, &id, &n, BPF_ANY);
+    return uncounted;
 }
 
 lbd_stats Datapath::read_stats(int fd, uint32_t idx) const

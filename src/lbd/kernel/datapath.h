@@ -36,6 +36,9 @@ public:
     void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
                         std::span<const uint32_t> ids) override;
     void put_config(const lbd_config& cfg) override;
+    void put_sched(uint32_t vip_id, const lbd_sched& s) override;
+    void delete_sched(uint32_t vip_id) override;
+    void put_backend_weight(uint32_t id, uint32_t weight) override;
     std::map<uint32_t, lbd_backend> read_backends() const override;
     std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> read_vips() const override;
 
@@ -95,6 +98,17 @@ public:
     lbd_stats backend_stats(uint32_t id) const;
     /// Backend id -> connection table entries seen in the last `idle_ns`.
     std::map<uint32_t, uint64_t> active_flows(uint64_t idle_ns) const;
+    /// Backend id -> the program's least-conn counter (lc_active) for `ids`.
+    std::map<uint32_t, int64_t> least_conn_active(const std::vector<uint32_t>& ids) const;
+    /// Re-counts lc_active for `ids` (backends of least-conn VIPs) from the
+    /// connection table: counted, not closed entries whose backend still
+    /// has their generation, seen within the idle timeout (TCP: tcp_idle_ns,
+    /// UDP: udp_idle_ns). Counted entries idle longer stop counting (their
+    /// next packet counts them again). Returns the number so un-counted.
+    /// Flows opened or closed during the walk may be off by one until the
+    /// next call (docs/scheduling.md).
+    size_t reconcile_least_conn(const std::vector<uint32_t>& ids, uint64_t tcp_idle_ns,
+                                uint64_t udp_idle_ns);
 
 private:
     lbd_stats read_stats(int fd, uint32_t idx) const;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Health checks end to end, through the real lbd: curl traffic through a VIP
+# while one backend's server is stopped. After detection (2 failed http
+# checks) no new connection goes to it and connections to the other backends
+# are unaffected; when it comes back (2 passed checks) it gets traffic again.
+# A VIP whose every regular backend is down falls back to its sorry backend.
+set -euo pipefail
+# shellcheck source=../lib/netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
+t_init test_health
+t_require_root
+
+t_single_lb_topology hc 3
+t_lbd_dirs lb
+cfg=$T_TMP/lbd.yaml
+{
+	t_lbd_config_head
+	cat <<-YAML
+	vips:
+	  - name: web
+	    address: $VIP4
+	    port: 80
+	    protocol: tcp
+	    health: {type: http, path: /healthz, interval: 500ms, timeout: 300ms, unhealthy_threshold: 2, healthy_threshold: 2}
+	    backends: [{address: 198.18.30.11}, {address: 198.18.30.12}, {address: 198.18.30.13}]
+	  - name: echo
+	    address: $VIP4
+	    port: 7000
+	    protocol: tcp
+	    health: {type: tcp, interval: 500ms, timeout: 300ms, unhealthy_threshold: 2, healthy_threshold: 2}
+	    backends: [{address: 198.18.30.11}, {address: 198.18.30.12}, {address: 198.18.30.13, sorry: true}]
+	YAML
+} >"$cfg"
+t_bg "$LB" lbd "$LBD" --config "$cfg"
+t_wait_for 15 "lbd running" t_log_has lbd "lbd .* running"
+ring_has() { t_log_has lbd "vip $1: backend $2 back in the ring"; }
+for b in 11 12 13; do t_wait_for 10 "198.18.30.$b up" ring_has web "198.18.30.$b"; done
+t_ok "all three backends passed 2 http checks and entered the ring"
+
+split() { # COUNT -> per-backend counts; fails on any failed request
+	local out
+	for _ in $(seq "$1"); do
+		out=$(ip netns exec "$CL" curl -s --max-time 3 "http://$VIP4/") || t_fail "a curl request failed"
+		echo "$out"
+	done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+}
+s=$(split 60)
+[[ $s == *b1=* && $s == *b2=* && $s == *b3=* ]] || t_fail "not every backend served: $s"
+t_ok "60 requests: $s"
+
+go=$T_TMP/go
+t_bg "$CL" hold $FLOWS hold --addr "$VIP4" --port 7000 --count 12 --go "$go" --wait 60
+HOLD=$T_LAST_PID
+t_wait_for 10 "held connections" t_log_has hold '"phase": "open"'
+
+t_server_stop b2
+stopped=$SECONDS
+t_wait_for 10 "b2 out of the ring" t_log_has lbd "vip web: backend 198.18.30.12 out of the ring"
+t_ok "b2's server stopped: out of the ring after $((SECONDS - stopped))s ($(grep -o 'vip web: backend 198.18.30.12 out of the ring.*' "$T_TMP/lbd.log" | head -1 | sed 's/.*(//; s/)$//'))"
+s=$(split 60)
+[[ $s != *b2=* && $s == *b1=* && $s == *b3=* ]] || t_fail "after detection: $s"
+t_ok "60 requests after detection, none to b2: $s"
+
+touch "$go"
+wait "$HOLD" || true
+after=$(tail -1 "$T_TMP/hold.log")
+before=$(grep '"phase": "open"' "$T_TMP/hold.log")
+python3 - "$before" "$after" <<'PY' || t_fail "connections to healthy backends were affected: $after"
+import json, sys
+before = json.loads(sys.argv[1])["backends"]
+after = json.loads(sys.argv[2])["backends"]
+bad = [i for i, b in enumerate(before) if b != "b2" and after[i] != b]
+on_b2 = sum(1 for b in before if b == "b2")
+print(f"ok: {len(before) - on_b2} held connections to b1/b3 unaffected; {on_b2} were on b2 (its server is gone)")
+sys.exit(1 if bad else 0)
+PY
+
+t_server_start b2
+back_again() { [[ $(grep -c "vip web: backend 198.18.30.12 back in the ring" "$T_TMP/lbd.log") -ge 2 ]]; }
+t_wait_for 10 "b2 back" back_again
+s=$(split 60)
+n=$(grep -o 'b2=[0-9]*' <<<"$s" | cut -d= -f2)
+((${n:-0} >= 8)) || t_fail "b2 got too little traffic after coming back (want about a third): $s"
+t_ok "b2 back after 2 passed checks; 60 requests: $s"
+
+# The echo VIP: b3 is its sorry backend, used only when b1 and b2 are down.
+out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 30)
+[[ $out != *'"b3"'* ]] || t_fail "the sorry backend served while others were up: $out"
+t_server_stop b1
+t_server_stop b2
+t_wait_for 10 "echo b1 down" t_log_has lbd "vip echo: backend 198.18.30.11 out of the ring"
+t_wait_for 10 "echo b2 down" t_log_has lbd "vip echo: backend 198.18.30.12 out of the ring"
+out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 20) || t_fail "sorry backend: $out"
+[[ $out == *'"b3": 20'* ]] || t_fail "not all to the sorry backend: $out"
+t_ok "with b1 and b2 down, the sorry backend b3 serves: $out"
+echo "PASS: test_health"
