@@ -240,6 +240,21 @@ std::string format_lb_list(const json& r)
     return format_table(rows);
 }
 
+/// "round-robin, persistence 5m /24, one-packet".
+static std::string algorithm_cell(const json& vip)
+{
+    std::string out = cell(vip, "algorithm");
+    if (const json* p = field(vip, "persistence"); p && p->is_object()) {
+        out += ", persistence " + cell(*p, "timeout");
+        for (const char* k : {"netmask", "prefix_v6"})
+            if (field(*p, k))
+                out += " /" + cell(*p, k);
+    }
+    if (const json* o = field(vip, "one_packet"); o && o->is_boolean() && o->get<bool>())
+        out += ", one-packet";
+    return out;
+}
+
 std::string format_vip(const json& vip)
 {
     const json& backends = array_field(vip, "backends");
@@ -247,7 +262,7 @@ std::string format_vip(const json& vip)
         {"name", cell(vip, "name")},
         {"vip", cell(vip, "vip")},
         {"protocol", cell(vip, "protocol")},
-        {"algorithm", cell(vip, "algorithm")},
+        {"algorithm", algorithm_cell(vip)},
         {"source", cell(vip, "source")},
         {"packets", cell(vip, "packets")},
         {"bytes", bytes_total(vip, "bytes")},
@@ -258,6 +273,12 @@ std::string format_vip(const json& vip)
     for (const auto& be : backends)
         rows.push_back({cell(be, "address"), cell(be, "port"), cell(be, "weight"), cell(be, "state"),
                         cell(be, "active_flows"), cell(be, "packets"), bytes_cell(be, "bytes")});
+    // least-conn VIPs: the program's own counters (docs/scheduling.md), after ACTIVE.
+    if (std::any_of(backends.begin(), backends.end(), [](const json& be) { return field(be, "lc_active"); })) {
+        rows[0].insert(rows[0].begin() + 5, "LC-ACTIVE");
+        for (size_t i = 0; i < backends.size(); i++)
+            rows[i + 1].insert(rows[i + 1].begin() + 5, cell(backends[i], "lc_active"));
+    }
     return out + "\n" + format_table(rows);
 }
 

@@ -561,3 +561,19 @@ TEST(SchedulingLbctl, CreatePassesSchedulingOptionsThrough)
     EXPECT_EQ(bad.kind, lbctl::Invocation::Kind::UsageError);
     EXPECT_NE(bad.text.find("--persistence-netmask: '/24' is not a prefix length"), std::string::npos) << bad.text;
 }
+
+#include "lbctl/lbctl_format.h"
+
+TEST(SchedulingLbctl, ShowPrintsOptionsAndLeastConnCounters)
+{
+    const auto vip = nlohmann::ordered_json::parse(R"({
+      "name": "web", "vip": "198.18.1.100:80", "protocol": "tcp", "algorithm": "least-conn", "source": "lbctl",
+      "persistence": {"timeout": "5m", "netmask": 24}, "one_packet": false,
+      "packets": 1, "bytes": 2, "new_flows": 3,
+      "backends": [{"address": "198.18.2.10", "port": 80, "weight": 1, "state": "up", "active_flows": 4,
+                    "lc_active": 3, "packets": 5, "bytes": 6, "new_flows": 7}]})");
+    const std::string out = lbctl::format_vip(vip);
+    EXPECT_NE(out.find("algorithm:  least-conn, persistence 5m /24\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("ACTIVE  LC-ACTIVE  PACKETS"), std::string::npos) << out;
+    EXPECT_NE(out.find("4       3          5"), std::string::npos) << out;
+}
