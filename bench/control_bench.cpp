@@ -11,19 +11,20 @@
 // 1. Reload: a fresh Datapath (max_vips 1024, max_backends 10240, ring 65537:
 //    the ring array alone is 1024 * 65537 * 4 bytes = 268 MB of kernel
 //    memory) and LbState::apply of 1,000 VIPs x 10 backends; then the same
-//    config applied again (no change), and a few one-backend changes made on
-//    top of it. Resident memory (VmRSS) before and after; BPF maps are
+//    config applied again (no change), then with one backend more (where the
+//    time goes: one ring built, one whole ring written). Resident memory (VmRSS) before and after; BPF maps are
 //    kernel memory, not RSS, and are reported apart (memlock from fdinfo).
 // 2. Changes: a VIP of 100 backends on a fresh Datapath (the default sizes),
 //    then 1,000 consecutive changes, alternately adding a new backend (a
 //    config with one more) and removing it (one less); p50/p99/max of
-//    LbState::apply.
+//    LbState::apply, wall and CPU time (CPU time does not count the time
+//    other processes held the CPU).
 //
 // Every change is checked in the maps themselves: each ring slot that had to
 // move is read back and must hold the backend Maglev gives it; every 100
-// changes, at the end, and for every VIP of the reload the whole ring is read
-// back (batch lookup) and must equal the ring Maglev builds for the VIP's
-// backends, and the backends map must hold them. A failed check makes the
+// changes, at the end, and for every 10th VIP of the reload the whole ring is
+// read back (batch lookup) and must equal the ring Maglev builds for the
+// VIP's backends, and the backends map must hold them. A failed check makes the
 // exit status 1. Time never does.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -251,11 +252,10 @@ int main(int argc, char** argv)
             const Times reapply = timed([&] { log = st.apply(cfg); });
             if (!log.empty())
                 fail("re-applying the same config changed something: " + log.front());
-            // One-backend changes on top of the large config: add, remove.
+            // One backend more on top of the large config.
             auto more = cfg;
             more[0].backends.push_back(backend((11u << 24) + 1, 80));
             const Times add_one = timed([&] { st.apply(more); });
-            const Times remove_one = timed([&] { st.apply(cfg); });
             // Where the time goes: one ring built (Maglev, 10 backends) and
             // one whole ring written through the map writer (to the ring of
             // an unused VIP id).
@@ -281,10 +281,11 @@ int main(int argc, char** argv)
             uint64_t memlock = 0;
             for (const auto& [name, fd] : fds)
                 memlock += map_memlock(fd);
-            // Every VIP's ring and backends, in the maps.
+            // Every 10th VIP's whole ring and backends, read back from the
+            // maps (all of them would take as long again as the reload).
             bool ok = true;
-            for (const auto& c : cfg)
-                ok &= check_vip(st, fds, c.name, "reload");
+            for (size_t i = 0; i < more.size(); i += 10)
+                ok &= check_vip(st, fds, more[i].name, "reload");
             const long rss_end = lbb::proc_status_kib("VmRSS");
             close_all(fds);
 
@@ -299,8 +300,7 @@ int main(int argc, char** argv)
                         " backends",
                     t2s(apply), "< 1000 ms");
             add_row("LbState::apply again, no change", t2s(reapply), "-");
-            add_row("LbState::apply, one backend more", t2s(add_one), "-");
-            add_row("LbState::apply, that backend removed", t2s(remove_one), "-");
+            add_row("LbState::apply, one backend more (one VIP changed)", t2s(add_one), "-");
             add_row("  one ring built (Maglev, 10 backends; median)",
                     t2s({lbb::median(build_wall), lbb::median(build_cpu)}, "%.2f"), "-");
             add_row("  one whole ring written, 65537 slots (median)",
@@ -317,7 +317,8 @@ int main(int argc, char** argv)
             t1m.add({"VmRSS at the end (after the re-applies)", mib(double(rss_end) * 1024), "< 64 MiB"});
             t1m.add({"VmHWM (peak RSS)", mib(double(lbb::proc_status_kib("VmHWM")) * 1024), "-"});
             t1m.add({"BPF maps (fdinfo memlock: kernel memory, not in RSS)", mib(double(memlock)), "-"});
-            t1m.add({"every VIP's ring and backends in the maps", ok ? "yes" : "NO", "-"});
+            t1m.add({"every 10th VIP's ring and backends read back from the maps", ok ? "as configured" : "NO",
+                     "-"});
             t1m.print();
             std::printf("\n");
         }

@@ -23,9 +23,9 @@ set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_REPO=$(cd "$LAB_DIR/.." && pwd)
-# shellcheck source=render.sh
+# shellcheck source=SCRIPTDIR/render.sh
 source "$LAB_DIR/render.sh"
-# shellcheck source=../tests/lib/netns.sh
+# shellcheck source=SCRIPTDIR/../tests/lib/netns.sh
 source "$LAB_REPO/tests/lib/netns.sh" # t_link, t_addr; $LBD, $LBD_DECAP, $FLOWS
 LBCTL=$T_BUILD/lbctl
 EXABGP=${EXABGP:-/usr/sbin/exabgp}
@@ -77,10 +77,14 @@ lab_all_ns() {
 lab_bg() {
 	local name=$1 ns=$2
 	shift 2
+	LAB_MARK=0
+	[[ -f $(lab_log "$name") ]] && LAB_MARK=$(wc -l <"$(lab_log "$name")")
 	nsenter --net="/run/netns/$ns" "$@" </dev/null >>"$(lab_log "$name")" 2>&1 &
 	LAB_PID=$!
 	echo "$name $LAB_PID" >>"$LAB_STATE/pids"
 }
+# lab_started NAME REGEX: REGEX is in what NAME logged since its last lab_bg.
+lab_started() { tail -n "+$((LAB_MARK + 1))" "$(lab_log "$1")" | grep -Eq -- "$2"; }
 # lab_pid NAME: the last recorded PID of NAME.
 lab_pid() { awk -v n="$1" '$1 == n { p = $2 } END { if (p) print p }' "$LAB_STATE/pids"; }
 lab_alive() { local p; p=$(lab_pid "$1"); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
@@ -121,27 +125,30 @@ lab_backends_list() { # 4|6: the flow-style YAML list of backends
 }
 
 lab_start_lbd() { # I: start (or restart) lbd on LB node I, wait until running
-	local i=$1 ns log
-	ns=$(lab_lb_ns "$i")
-	log=$(lab_log "lbd$i")
-	local mark=0
-	[[ -f $log ]] && mark=$(wc -l <"$log")
-	lab_bg "lbd$i" "$ns" "$LBD" --config "$LAB_STATE/lb$i/lbd.yaml"
-	lab_wait 20 "lbd on lb$i running" eval "tail -n +$((mark + 1)) '$log' | grep -Eq 'lbd .* running'"
+	local i=$1
+	lab_bg "lbd$i" "$(lab_lb_ns "$i")" "$LBD" --config "$LAB_STATE/lb$i/lbd.yaml"
+	lab_wait 20 "lbd on lb$i running" lab_started "lbd$i" 'lbd .* running'
 }
 
 lab_start_servers() { # J: the backend's nginx (or python HTTP) and echo servers
-	local j=$1 ns
-	ns=$(lab_b_ns "$j")
+	local j=$1
 	if [[ $LAB_NGINX == 1 ]]; then
 		lab_start_nginx "$j"
-		lab_bg "echo-b$j" "$ns" python3 "$LAB_REPO/tests/lib/flows.py" serve --tag "b$j" --tcp-echo 7000 \
-			--udp-echo 5300 --udp-bind "$VIP4" "$VIP6"
+		lab_start_echo "$j"
 	else
-		lab_bg "echo-b$j" "$ns" python3 "$LAB_REPO/tests/lib/flows.py" serve --tag "b$j" --http 80 --tcp-echo 7000 \
-			--udp-echo 5300 --udp-bind "$VIP4" "$VIP6"
+		lab_bg "echo-b$j" "$(lab_b_ns "$j")" python3 "$LAB_REPO/tests/lib/flows.py" serve --tag "b$j" --http 80 \
+			--tcp-echo 7000 --udp-echo 5300 --udp-bind "$VIP4" "$VIP6"
+		lab_wait 10 "servers on b$j" lab_started "echo-b$j" serving
 	fi
-	lab_wait 10 "echo servers on b$j" grep -q serving "$(lab_log "echo-b$j")"
+}
+
+# lab_start_echo J: the backend's TCP echo (:7000) and UDP echo (:5300,
+# bound to the VIPs) server (nginx mode; otherwise lab_start_servers).
+lab_start_echo() {
+	local j=$1
+	lab_bg "echo-b$j" "$(lab_b_ns "$j")" python3 "$LAB_REPO/tests/lib/flows.py" serve --tag "b$j" --tcp-echo 7000 \
+		--udp-echo 5300 --udp-bind "$VIP4" "$VIP6"
+	lab_wait 10 "echo servers on b$j" lab_started "echo-b$j" serving
 }
 
 lab_start_nginx() { # J
@@ -370,7 +377,7 @@ lab_main() {
 	status) lab_status ;;
 	demo)
 		shift
-		# shellcheck source=demo.sh
+		# shellcheck source=SCRIPTDIR/demo.sh
 		source "$LAB_DIR/demo.sh"
 		lab_demo "$@"
 		;;

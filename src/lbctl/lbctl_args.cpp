@@ -225,6 +225,25 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         ->required()
         ->type_name("SPEC");
 
+    std::string hc_type, hc_path, hc_expect, hc_interval, hc_timeout, hc_host;
+    std::optional<uint32_t> hc_unhealthy, hc_healthy;
+    std::optional<uint16_t> hc_port;
+    auto* set_health = lb->add_subcommand(
+        "set-health", "Change a VIP's health checks live (saved like every lbctl change). Options not given "
+                      "keep their value; --type none removes the checks. Bad values (timeout not below "
+                      "interval, zero thresholds, unknown type) are refused and nothing changes");
+    set_health->add_option("NAME", name, "The VIP's name")->required()->type_name("");
+    set_health->add_option("--type", hc_type, "tcp, http, https, udp, dns, icmp, exec, or none")->type_name("TYPE");
+    set_health->add_option("--port", hc_port, "Probe this port (default: the VIP's)")->type_name("PORT");
+    set_health->add_option("--path", hc_path, "http/https: the path to GET")->type_name("PATH");
+    set_health->add_option("--expect-status", hc_expect, "http/https: a code or a range like 200-399")
+        ->type_name("RANGE");
+    set_health->add_option("--host", hc_host, "http/https: Host header and TLS SNI")->type_name("HOST");
+    set_health->add_option("--interval", hc_interval, "Time between checks, e.g. 5s")->type_name("DURATION");
+    set_health->add_option("--timeout", hc_timeout, "Time a check may take, below the interval")->type_name("DURATION");
+    set_health->add_option("--unhealthy-threshold", hc_unhealthy, "Consecutive failures before down")->type_name("N");
+    set_health->add_option("--healthy-threshold", hc_healthy, "Consecutive successes before up")->type_name("N");
+
     auto* set_weight = lb->add_subcommand(
         "set-weight", "Change a backend's weight: its share of new flows. Weight 0 drains it: no new flows, "
                       "established flows stay. Prints the VIP");
@@ -349,6 +368,24 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         req["backends"] = *specs;
     } else if (add_backend->parsed()) {
         req = {{"cmd", "lb.add-backend"}, {"name", name}, {"backend", backend}};
+    } else if (set_health->parsed()) {
+        req = {{"cmd", "lb.set-health"}, {"name", name}};
+        auto put = [&](const char* key, const std::string& v) {
+            if (!v.empty())
+                req[key] = v;
+        };
+        put("type", hc_type);
+        put("path", hc_path);
+        put("expect_status", hc_expect);
+        put("host", hc_host);
+        put("interval", hc_interval);
+        put("timeout", hc_timeout);
+        if (hc_port)
+            req["port"] = *hc_port;
+        if (hc_unhealthy)
+            req["unhealthy_threshold"] = *hc_unhealthy;
+        if (hc_healthy)
+            req["healthy_threshold"] = *hc_healthy;
     } else if (set_weight->parsed()) {
         auto w = parse_weight(weight_arg);
         if (!w)

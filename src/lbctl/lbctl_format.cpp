@@ -378,6 +378,8 @@ Output render(const json& request, const json& response, bool json_out)
         const bool force = f && f->is_boolean() && f->get<bool>();
         o.out = "removed backend " + backend + " from " + name +
                 (force ? " (its pinned flows re-scheduled to the other backends)" : " (flows pinned to it finish)") + "\n" + vip_text();
+    } else if (cmd == "lb.set-health") {
+        o.out = "changed the health checks of " + name + "\n" + vip_text();
     } else if (cmd == "lb.delete") {
         o.out = "deleted VIP " + name + "\n";
     } else if (cmd == "reload") {

@@ -32,6 +32,7 @@ cfg=$T_TMP/lbd.yaml
 	YAML
 } >"$cfg"
 t_bg "$LB" lbd "$LBD" --config "$cfg"
+LBD_PID=$T_LAST_PID
 t_wait_for 15 "lbd running" t_log_has lbd "lbd .* running"
 ring_has() { t_log_has lbd "vip $1: backend $2 back in the ring"; }
 for b in 11 12 13; do t_wait_for 10 "198.18.30.$b up" ring_has web "198.18.30.$b"; done
@@ -93,4 +94,27 @@ t_wait_for 10 "echo b2 down" t_log_has lbd "vip echo: backend 198.18.30.12 out o
 out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 20) || t_fail "sorry backend: $out"
 [[ $out == *'"b3": 20'* ]] || t_fail "not all to the sorry backend: $out"
 t_ok "with b1 and b2 down, the sorry backend b3 serves: $out"
+
+# lbctl lb set-health: bad values refused, nothing changed; a good change
+# applies live and survives a restart.
+LBCTL=$T_BUILD/lbctl
+ctl() { "$LBCTL" --socket "$LBD_SOCK" "$@"; }
+before=$(ctl --json lb show web | python3 -c 'import json,sys; print(json.load(sys.stdin)["vip"]["backends"][0]["health"]["type"])')
+for bad in "--interval 1s --timeout 2s" "--type gopher" "--unhealthy-threshold 0"; do
+	rc=0
+	# shellcheck disable=SC2086 # the options split into arguments
+	err=$(ctl lb set-health web $bad 2>&1 >/dev/null) || rc=$?
+	[[ $rc -eq 1 ]] || t_fail "set-health $bad: exit $rc ($err)"
+	t_info "refused: lbctl lb set-health web $bad -> $err"
+done
+after=$(ctl --json lb show web | python3 -c 'import json,sys; print(json.load(sys.stdin)["vip"]["backends"][0]["health"]["type"])')
+[[ $before == "$after" ]] || t_fail "a refused set-health changed the checks"
+ctl lb set-health web --type tcp --interval 400ms --timeout 200ms >/dev/null || t_fail "set-health tcp"
+has_tcp() { ctl --json lb show web | grep -q '"type": "tcp"'; }
+t_wait_for 5 "tcp checks on web" has_tcp
+t_stop "$LBD_PID"
+t_bg "$LB" lbd2 "$LBD" --config "$cfg"
+t_wait_for 15 "lbd restarted" t_log_has lbd2 "lbd .* running"
+t_wait_for 5 "tcp checks after restart" has_tcp
+t_ok "lbctl lb set-health: 3 bad changes refused; http -> tcp applied live and kept across a restart"
 echo "PASS: test_health"

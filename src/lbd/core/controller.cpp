@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/duration.h"
+
 #include <algorithm>
 
 #include "common/duration.h"
@@ -245,7 +247,7 @@ json Controller::create(const json& r)
             if (s.port && *s.port != v.port)
                 throw Refused("backend port " + std::to_string(*s.port) + " must equal the VIP's port " +
                               std::to_string(v.port) + " (DSR keeps the port)");
-            v.backends.push_back({s.address, v.port, s.weight.value_or(1), 0});
+            v.backends.push_back({.address = s.address, .port = v.port, .weight = s.weight.value_or(1)});
         }
     }
     Overrides next = ov_;
@@ -268,7 +270,7 @@ json Controller::add_backend(const json& r)
     for (const auto& b : v.backends)
         if (b.address == s.address)
             throw Refused("backend " + s.address.str() + " is already in '" + name + "'");
-    v.backends.push_back({s.address, v.port, s.weight.value_or(1), 0});
+    v.backends.push_back({.address = s.address, .port = v.port, .weight = s.weight.value_or(1)});
     Overrides next = ov_;
     next.vips[name] = v;
     return commit(std::move(next), name);
@@ -333,6 +335,67 @@ json Controller::remove_vip(const json& r)
     return commit(std::move(next), name);
 }
 
+/// `lb.set-health`: the fields given replace those of the VIP's health
+/// section (defaults where it has none); `type: none` removes it.
+json Controller::set_health(const json& r)
+{
+    const std::string name = str_arg(r, "name");
+    VipConfig v = current(name);
+    const std::string type = r.value("type", std::string());
+    if (type == "none") {
+        v.health.reset();
+    } else {
+        health::HealthConfig h = v.health.value_or(health::HealthConfig{});
+        if (!type.empty()) {
+            auto t = health::parse_check_type(type);
+            if (!t)
+                throw Refused("unknown health check type '" + type +
+                              "' (tcp, http, https, udp, dns, icmp, exec, or none)");
+            h.type = *t;
+        }
+        auto duration_arg = [&](const char* key, std::chrono::milliseconds& out) {
+            if (auto it = r.find(key); it != r.end()) {
+                auto d = it->is_string() ? parse_duration(it->get<std::string>()) : std::nullopt;
+                if (!d)
+                    throw Refused(std::string("'") + key + "' must be a duration such as 500ms, 5s or 1m");
+                out = *d;
+            }
+        };
+        auto count_arg = [&](const char* key, uint32_t& out) {
+            if (auto it = r.find(key); it != r.end()) {
+                if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1000)
+                    throw Refused(std::string("'") + key + "' must be an integer between 0 and 1000");
+                out = it->get<uint32_t>();
+            }
+        };
+        duration_arg("interval", h.interval);
+        duration_arg("timeout", h.timeout);
+        count_arg("unhealthy_threshold", h.unhealthy_threshold);
+        count_arg("healthy_threshold", h.healthy_threshold);
+        if (auto it = r.find("port"); it != r.end()) {
+            if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 65535)
+                throw Refused("'port' must be between 1 and 65535");
+            h.port = it->get<uint16_t>();
+        }
+        if (auto it = r.find("path"); it != r.end() && it->is_string())
+            h.path = it->get<std::string>();
+        if (auto it = r.find("host"); it != r.end() && it->is_string())
+            h.host = it->get<std::string>();
+        if (auto it = r.find("expect_status"); it != r.end()) {
+            auto range = it->is_string() ? health::StatusRange::parse(it->get<std::string>()) : std::nullopt;
+            if (!range)
+                throw Refused("'expect_status' must be a code or a range such as 200-399");
+            h.expect_status = *range;
+        }
+        if (auto it = r.find("command"); it != r.end() && it->is_array())
+            h.command = it->get<std::vector<std::string>>();
+        v.health = h;
+    }
+    Overrides next = ov_;
+    next.vips[name] = v;
+    return commit(std::move(next), name);
+}
+
 json Controller::handle(const json& r)
 {
     try {
@@ -362,6 +425,8 @@ json Controller::handle(const json& r)
             return remove_backend(r);
         if (cmd == "lb.delete")
             return remove_vip(r);
+        if (cmd == "lb.set-health")
+            return set_health(r);
         if (cmd == "reload")
             return hooks_.reload();
         if (cmd == "bgp.status" && hooks_.bgp_status)

@@ -65,6 +65,7 @@ private:
     nlohmann::json set_weight(const nlohmann::json& r);
     nlohmann::json remove_backend(const nlohmann::json& r);
     nlohmann::json remove_vip(const nlohmann::json& r);
+    nlohmann::json set_health(const nlohmann::json& r);
     /// Validates `next` as the whole running config; if fine, makes it so.
     /// `before_apply` runs between persisting and applying (forced removal).
     nlohmann::json commit(Overrides next, const std::string& name,

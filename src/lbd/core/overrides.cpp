@@ -101,11 +101,110 @@ std::variant<BackendSpec, std::string> parse_backend_spec(const std::string& tex
     return spec;
 }
 
+namespace {
+
+json health_to_json(const health::HealthConfig& h)
+{
+    json j{{"type", health::to_string(h.type)},
+           {"interval_ms", h.interval.count()},
+           {"timeout_ms", h.timeout.count()},
+           {"unhealthy_threshold", h.unhealthy_threshold},
+           {"healthy_threshold", h.healthy_threshold},
+           {"path", h.path},
+           {"expect_status", h.expect_status.str()},
+           {"tls_verify", h.tls_verify},
+           {"payload", h.payload},
+           {"query_name", h.query_name},
+           {"query_type", h.query_type},
+           {"command", h.command},
+           {"via", health::to_string(h.via)}};
+    if (h.port)
+        j["port"] = *h.port;
+    if (h.host)
+        j["host"] = *h.host;
+    if (h.expect)
+        j["expect"] = *h.expect;
+    return j;
+}
+
+health::HealthConfig health_from_json(const json& j)
+{
+    health::HealthConfig h;
+    auto type = health::parse_check_type(j.at("type").get<std::string>());
+    if (!type)
+        throw std::invalid_argument("bad health type " + j.at("type").dump());
+    h.type = *type;
+    h.interval = std::chrono::milliseconds(j.at("interval_ms").get<int64_t>());
+    h.timeout = std::chrono::milliseconds(j.at("timeout_ms").get<int64_t>());
+    h.unhealthy_threshold = j.at("unhealthy_threshold").get<uint32_t>();
+    h.healthy_threshold = j.at("healthy_threshold").get<uint32_t>();
+    h.path = j.value("path", std::string("/"));
+    if (auto r = health::StatusRange::parse(j.value("expect_status", std::string("200-299"))))
+        h.expect_status = *r;
+    h.tls_verify = j.value("tls_verify", false);
+    h.payload = j.value("payload", std::string());
+    h.query_name = j.value("query_name", std::string());
+    h.query_type = j.value("query_type", uint16_t{1});
+    h.command = j.value("command", std::vector<std::string>{});
+    h.via = j.value("via", std::string("direct")) == "tunnel" ? health::Via::Tunnel : health::Via::Direct;
+    if (j.contains("port"))
+        h.port = j.at("port").get<uint16_t>();
+    if (j.contains("host"))
+        h.host = j.at("host").get<std::string>();
+    if (j.contains("expect"))
+        h.expect = j.at("expect").get<std::string>();
+    return h;
+}
+
+json bgp_to_json(const bgp::VipBgp& b)
+{
+    json j = json::object();
+    if (b.med)
+        j["med"] = *b.med;
+    if (b.withdraw_quorum)
+        j["withdraw_quorum"] = *b.withdraw_quorum;
+    if (b.communities) {
+        json c = json::array();
+        for (const auto& x : *b.communities)
+            c.push_back(x.str());
+        j["communities"] = c;
+    }
+    return j;
+}
+
+bgp::VipBgp bgp_from_json(const json& j)
+{
+    bgp::VipBgp b;
+    if (j.contains("med"))
+        b.med = j.at("med").get<uint32_t>();
+    if (j.contains("withdraw_quorum"))
+        b.withdraw_quorum = j.at("withdraw_quorum").get<uint32_t>();
+    if (j.contains("communities")) {
+        b.communities.emplace();
+        for (const auto& c : j.at("communities")) {
+            auto parsed = bgp::Community::parse(c.get<std::string>());
+            if (!parsed)
+                throw std::invalid_argument("bad community " + c.dump());
+            b.communities->push_back(*parsed);
+        }
+    }
+    return b;
+}
+
+}  // namespace
+
 json to_json(const VipConfig& v)
 {
     json backends = json::array();
     for (const auto& b : v.backends)
-        backends.push_back({{"address", b.address.str()}, {"port", b.port}, {"weight", b.weight}});
+    {
+        json be{{"address", b.address.str()}, {"port", b.port}, {"weight", b.weight}};
+        if (b.sorry)
+            be["sorry"] = true;
+        if (b.health_port)
+            be["health_port"] = *b.health_port;
+        backends.push_back(be);
+    }
     json out{{"name", v.name},          {"address", v.address.str()},
              {"port", v.port},          {"protocol", to_string(v.protocol)},
              {"algorithm", to_string(v.algorithm)}, {"backends", backends}};
@@ -119,6 +218,10 @@ json to_json(const VipConfig& v)
     }
     if (v.one_packet)
         out["one_packet"] = true;
+    if (v.health)
+        out["health"] = health_to_json(*v.health);
+    if (auto b = bgp_to_json(v.bgp); !b.empty())
+        out["bgp"] = b;
     return out;
 }
 
@@ -168,9 +271,20 @@ VipConfig vip_from_json(const json& j)
         v.persistence = ps;
     }
     v.one_packet = j.value("one_packet", false);
-    for (const auto& b : j.at("backends"))
-        v.backends.push_back({addr_from(b.at("address")), b.at("port").get<uint16_t>(),
-                              b.at("weight").get<uint32_t>(), 0});
+    if (auto h = j.find("health"); h != j.end() && !h->is_null())
+        v.health = health_from_json(*h);
+    if (auto b = j.find("bgp"); b != j.end())
+        v.bgp = bgp_from_json(*b);
+    for (const auto& b : j.at("backends")) {
+        BackendConfig be;
+        be.address = addr_from(b.at("address"));
+        be.port = b.at("port").get<uint16_t>();
+        be.weight = b.at("weight").get<uint32_t>();
+        be.sorry = b.value("sorry", false);
+        if (b.contains("health_port"))
+            be.health_port = b.at("health_port").get<uint16_t>();
+        v.backends.push_back(be);
+    }
     return v;
 }
 
