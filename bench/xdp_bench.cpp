@@ -620,6 +620,7 @@ struct Baselines {
 
 struct Result {
     double prog = NAN, base = NAN;  // medians, ns/packet
+    double prog_min = NAN, prog_max = NAN, base_min = NAN, base_max = NAN;
     double own() const { return prog - base; }
     double ratio() const { return prog / base; }
     bool ok = true;
@@ -660,6 +661,10 @@ Result measure_live(Target& t, const Baselines& b, const Case& c, const Options&
         }
     r.prog = lbb::median(prog);
     r.base = lbb::median(base);
+    r.prog_min = lbb::min_of(prog);
+    r.prog_max = *std::max_element(prog.begin(), prog.end());
+    r.base_min = lbb::min_of(base);
+    r.base_max = *std::max_element(base.begin(), base.end());
     return r;
 }
 
@@ -936,13 +941,15 @@ int real_main(int argc, char** argv)
 
     std::printf("== 1. Per-packet cost of xdp_lb as lbd loads it, 1 CPU, encapsulation sources as in "
                 "etc/lbd.yaml ==\n");
-    lbb::Table table({"case", "xdp_lb", "baseline", "own", "ratio", "own (single runs)", "target (own)",
-                      "path check"});
+    lbb::Table table({"case", "xdp_lb", "(min-max)", "baseline", "(min-max)", "own", "ratio",
+                      "own (single runs)", "target (own)", "path check"});
     for (const auto& c : cases) {
         const Result r = measure_live(dp, b, c, o);
         const Result s = measure_single(dp, b, c, o);
-        table.add({c.name, n0(r.prog), n0(r.base), n1(r.own()), lbb::fmt("%.2fx", r.ratio()), n1(s.own()),
-                   c.target > 0 ? "<= " + n0(c.target) : "-", r.ok && s.ok ? "every packet" : "FAILED"});
+        table.add({c.name, n0(r.prog), n0(r.prog_min) + "-" + n0(r.prog_max), n0(r.base),
+                   n0(r.base_min) + "-" + n0(r.base_max), n1(r.own()), lbb::fmt("%.2fx", r.ratio()),
+                   n1(s.own()), c.target > 0 ? "<= " + n0(c.target) : "-",
+                   r.ok && s.ok ? "every packet" : "FAILED"});
     }
     {
         // The one case where plain repeat is right: the program leaves a
@@ -956,13 +963,16 @@ int real_main(int argc, char** argv)
             base.push_back(run_repeat(b.pass, pass.frames[0], o.iterations));
         }
         const double p = lbb::median(prog), q = lbb::median(base);
-        table.add({"non-VIP pass, plain repeat", n0(p), n0(q), n1(p - q), lbb::fmt("%.2fx", p / q), "-",
-                   "<= 25", ok ? "every packet" : "FAILED"});
+        table.add({"non-VIP pass, plain repeat", n0(p),
+                   n0(lbb::min_of(prog)) + "-" + n0(*std::max_element(prog.begin(), prog.end())), n0(q),
+                   n0(lbb::min_of(base)) + "-" + n0(*std::max_element(base.begin(), base.end())),
+                   n1(p - q), lbb::fmt("%.2fx", p / q), "-", "<= 25", ok ? "every packet" : "FAILED"});
     }
     table.print();
-    std::printf("  ns per packet; xdp_lb and baseline: medians of live-frames runs (XDP_TX frames "
-                "delivered to lbb1); own = xdp_lb - baseline;\n  ratio = xdp_lb / baseline; single "
-                "runs: repeat=1 runs, nothing transmitted, own = median - median.\n\n");
+    std::printf("  ns per packet; xdp_lb and baseline: medians (and range) of %d live-frames runs "
+                "(XDP_TX frames delivered to lbb1);\n  own = xdp_lb - baseline; ratio = xdp_lb / "
+                "baseline; single runs: repeat=1 runs, nothing transmitted, own = median - median.\n\n",
+                o.reps);
 
     // ------------------------------------- part 2: no encapsulation source
     {

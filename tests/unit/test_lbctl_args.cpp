@@ -153,11 +153,29 @@ TEST(LbctlArgs, GlobalFlagsGoBeforeOrAfterTheCommand)
     EXPECT_EQ(inv.options.timeout, 1s);
 }
 
+TEST(LbctlArgs, SetHealthBgpAndMaintenanceRequests)
+{
+    auto inv = parse({"lb", "set-health", "web", "--type", "http", "--path", "/healthz",
+                                  "--expect-status", "200-399", "--interval", "5s", "--timeout", "2s",
+                                  "--unhealthy-threshold", "3", "--healthy-threshold", "2"});
+    ASSERT_EQ(inv.request.value("cmd", ""), "lb.set-health") << inv.text;
+    EXPECT_EQ(inv.request.value("path", ""), "/healthz");
+    EXPECT_EQ(inv.request.value("expect_status", ""), "200-399");
+    EXPECT_EQ(inv.request.value("interval", ""), "5s");
+    EXPECT_EQ(inv.request.value("unhealthy_threshold", 0), 3);
+    EXPECT_FALSE(inv.request.contains("host")) << "options not given are not sent";
+    EXPECT_EQ(parse({"bgp", "status"}).request.value("cmd", ""), "bgp.status");
+    auto on = parse({"maintenance", "on"}).request;
+    EXPECT_EQ(on.value("cmd", ""), "maintenance");
+    EXPECT_EQ(on.value("on", false), true);
+    EXPECT_EQ(parse({"maintenance", "off"}).request.value("on", true), false);
+}
+
 TEST(LbctlArgs, UsageErrors)
 {
     expect_usage_error({"frob"}, "unknown command 'frob'");
     expect_usage_error({"lb", "frob"}, "unknown command 'frob'");
-    expect_usage_error({"lb"}, "needs a command: list, show, create, add-backend, set-weight, remove-backend, delete");
+    expect_usage_error({"lb"}, "needs a command: list, show, create, add-backend, set-health, set-weight, remove-backend, delete");
     expect_usage_error({"lb", "show"}, "NAME is required");
     expect_usage_error({"lb", "delete"}, "NAME is required");
     expect_usage_error({"lb", "show", "a", "b"}, "b");
@@ -217,6 +235,10 @@ TEST(LbctlArgs, EveryCommandHasItsOwnHelp)
         {{"lb", "set-weight", "--help"}, {"Usage: lbctl lb set-weight", "--backend", "--weight", "drains"}},
         {{"lb", "remove-backend", "--help"}, {"Usage: lbctl lb remove-backend", "--backend", "--force", "finish", "re-scheduled"}},
         {{"lb", "delete", "--help"}, {"Usage: lbctl lb delete", "NAME"}},
+        {{"lb", "set-health", "--help"}, {"Usage: lbctl lb set-health", "--type", "--interval", "--timeout",
+                                          "--unhealthy-threshold", "--healthy-threshold", "none"}},
+        {{"bgp", "status", "--help"}, {"Usage: lbctl bgp status", "neighbor", "announced"}},
+        {{"maintenance", "--help"}, {"Usage: lbctl maintenance", "on", "off", "withdrawn"}},
         // --help wins over missing required options.
         {{"lb", "create", "--name", "web", "--help"}, {"Usage: lbctl lb create"}},
     };

@@ -549,28 +549,61 @@ size_t Datapath::reconcile_least_conn(const std::vector<uint32_t>& ids, uint64_t
             gens[id] = be.gen;
         counts[id] = 0;
     }
-    size_t uncounted = 0;
-    lbd_flow_key key{}, next{};
-    lbd_ct_value v{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        key = next;
-        prev = &key;
-        if (bpf_map_lookup_elem(fd, &key, &v) != 0)
-            continue;
+    std::vector<std::pair<lbd_flow_key, lbd_ct_value>> idle;
+    auto visit = [&](const lbd_flow_key& key, const lbd_ct_value& v) {
         if ((v.flags & (LBD_CT_F_COUNTED | LBD_CT_F_CLOSED)) != LBD_CT_F_COUNTED)
-            continue;
+            return;
         auto g = gens.find(v.backend_id);
         if (g == gens.end() || g->second != v.backend_gen)
-            continue;
-        const uint64_t idle = key.proto == IPPROTO_UDP ? udp_idle_ns : tcp_idle_ns;
-        if (now > v.last_seen && now - v.last_seen > idle) {
-            v.flags &= ~LBD_CT_F_COUNTED;
-            if (bpf_map_update_elem(fd, &key, &v, BPF_EXIST) == 0)
-                uncounted++;
-            continue;
+            return;
+        const uint64_t limit = key.proto == IPPROTO_UDP ? udp_idle_ns : tcp_idle_ns;
+        if (now > v.last_seen && now - v.last_seen > limit)
+            idle.emplace_back(key, v);
+        else
+            counts[v.backend_id]++;
+    };
+    // In batches (a table of millions is read in a fraction of a second and
+    // lbd's event loop, which also runs the health checks, is not held up);
+    // key by key where the kernel cannot.
+    constexpr uint32_t kBatch = 4096;
+    std::vector<lbd_flow_key> keys(kBatch);
+    std::vector<lbd_ct_value> vals(kBatch);
+    uint32_t token = 0;
+    bool first = true, batched = true;
+    while (true) {
+        uint32_t n = kBatch;
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        const int rc =
+            bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(), vals.data(), &n, &opts);
+        if (rc < 0 && errno != ENOENT) {
+            batched = false;  // no batch support (or a bucket too big): start over key by key
+            idle.clear();
+            for (auto& [id, c] : counts)
+                c = 0;
+            break;
         }
-        counts[v.backend_id]++;
+        for (uint32_t i = 0; i < n; i++)
+            visit(keys[i], vals[i]);
+        if (rc < 0)
+            break;  // ENOENT: that was the last batch
+        first = false;
+    }
+    if (!batched) {
+        lbd_flow_key key{}, next{};
+        lbd_ct_value v{};
+        const void* prev = nullptr;
+        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+            key = next;
+            prev = &key;
+            if (bpf_map_lookup_elem(fd, &key, &v) == 0)
+                visit(key, v);
+        }
+    }
+    size_t uncounted = 0;
+    for (auto& [key, v] : idle) {
+        v.flags &= ~LBD_CT_F_COUNTED;
+        if (bpf_map_update_elem(fd, &key, &v, BPF_EXIST) == 0)
+            uncounted++;
     }
     const int lfd = bpf_map__fd(skel_->maps.lc_active);
     for (const auto& [id, n] : counts)
