@@ -29,21 +29,7 @@
 
 #include "lbd_shared.h"
 
-/* Key of decap_dsts. The same layout is declared in src/decap/main.cpp. */
-struct decap_dst_key {
-	struct lbd_addr addr; /* network order; IPv4 uses w[0], w[1..3] = 0 */
-	__u32 family;         /* LBD_AF_INET or LBD_AF_INET6 */
-};
-
-/* Index of decap_stats. Names and order are repeated in src/decap/main.cpp. */
-enum decap_counter {
-	DECAP_CNT_DECAPSULATED = 0, /* outer header removed, inner packet passed */
-	DECAP_CNT_PASSED_NOT_TUNNEL, /* not IP, or IP but not protocol 4 / 41 */
-	DECAP_CNT_PASSED_NOT_LOCAL, /* tunnel packet for an address not in decap_dsts */
-	DECAP_CNT_PASSED_FRAGMENT, /* tunnel packet for us, but an outer fragment */
-	DECAP_CNT_MALFORMED,       /* truncated or inconsistent headers */
-	DECAP_CNT_MAX,
-};
+/* struct decap_dst_key and enum decap_counter are in lbd_shared.h. */
 
 #define DECAP_MAX_DSTS 1024
 #define DECAP_MAX_VLANS 2

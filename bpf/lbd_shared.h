@@ -232,6 +232,33 @@ struct lbd_meta {
 	__u32 conntrack_size;
 };
 
+/* Key of the backend decapsulator's decap_dsts map (bpf/decap.bpf.c). */
+struct decap_dst_key {
+	struct lbd_addr addr; /* network order; IPv4 uses w[0], w[1..3] = 0 */
+	__u32 family;         /* LBD_AF_INET or LBD_AF_INET6 */
+};
+
+/* Index of the decapsulator's decap_stats map. */
+enum decap_counter {
+	DECAP_CNT_DECAPSULATED = 0,  /* outer header removed, inner packet passed */
+	DECAP_CNT_PASSED_NOT_TUNNEL, /* not IP, or IP but not protocol 4 / 41 */
+	DECAP_CNT_PASSED_NOT_LOCAL,  /* tunnel packet for an address not in decap_dsts */
+	DECAP_CNT_PASSED_FRAGMENT,   /* tunnel packet for us, but an outer fragment */
+	DECAP_CNT_MALFORMED,         /* truncated or inconsistent headers */
+	DECAP_CNT_MAX,
+};
+
+#ifdef __cplusplus
+inline const char *decap_counter_name(unsigned c)
+{
+	static const char *const names[DECAP_CNT_MAX] = {
+		"decapsulated", "passed_not_tunnel", "passed_not_local",
+		"passed_fragment", "malformed",
+	};
+	return c < DECAP_CNT_MAX ? names[c] : "unknown";
+}
+#endif
+
 /* Encapsulation overheads. */
 #define LBD_IPIP_OVERHEAD 20
 #define LBD_IP6IP6_OVERHEAD 40

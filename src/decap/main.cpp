@@ -38,21 +38,13 @@
 
 namespace {
 
-// Key of the decap_dsts map; same layout as struct decap_dst_key in
-// bpf/decap.bpf.c.
-struct DecapDstKey {
-    lbd_addr addr;    // network order; IPv4 uses w[0], w[1..3] = 0
-    uint32_t family;  // LBD_AF_INET or LBD_AF_INET6
+// Key of the decap_dsts map (struct decap_dst_key, lbd_shared.h), ordered.
+struct DecapDstKey : decap_dst_key {
     bool operator<(const DecapDstKey& o) const { return std::memcmp(this, &o, sizeof(*this)) < 0; }
 };
-static_assert(sizeof(DecapDstKey) == 20, "must match struct decap_dst_key");
+static_assert(sizeof(DecapDstKey) == 20 && sizeof(decap_dst_key) == 20);
 
-// Index order of the decap_stats map (enum decap_counter in decap.bpf.c).
-constexpr const char* kCounterNames[] = {
-    "decapsulated", "passed_not_tunnel", "passed_not_local",
-    "passed_fragment", "malformed",
-};
-constexpr unsigned kNumCounters = sizeof(kCounterNames) / sizeof(kCounterNames[0]);
+constexpr unsigned kNumCounters = DECAP_CNT_MAX;
 
 constexpr std::string_view kProgName = "lbd_decap";  // SEC("xdp") function
 constexpr std::string_view kDstsMapName = "decap_dsts";
@@ -530,7 +522,7 @@ int cmd_status(const Options& o, int ifindex)
         if (bpf_map_lookup_elem(stats.get(), &i, percpu.data()) == 0)
             for (uint64_t v : percpu)
                 sum += v;
-        std::printf("  %-18s %llu\n", kCounterNames[i], static_cast<unsigned long long>(sum));
+        std::printf("  %-18s %llu\n", decap_counter_name(i), static_cast<unsigned long long>(sum));
     }
     return 0;
 }
