@@ -252,8 +252,26 @@ void LbState::delete_vip(const VipState& v, std::vector<std::string>& log)
     log.push_back("vip " + v.name + " deleted");
 }
 
+/// Nothing about the VIP's backends changed (set, weights, sorry, health):
+/// its ring and member lists stay as written.
+static bool backends_unchanged(const VipState& v, const VipConfig& cfg)
+{
+    if (v.backends.size() != cfg.backends.size() || v.health_checked != cfg.health.has_value())
+        return false;
+    for (const auto& c : cfg.backends) {
+        const BackendState* b = v.find(c.address);
+        if (!b || b->weight != c.weight || b->sorry != c.sorry || (!cfg.health && !b->up))
+            return false;
+    }
+    return true;
+}
+
 void LbState::update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log)
 {
+    if (backends_unchanged(v, cfg)) {  // most VIPs of a reload: no ring to build
+        update_scheduling(v, cfg, log);
+        return;
+    }
     const auto old_ring = build_ring(v);
     std::vector<BackendState> next;
     std::vector<BackendState> removed;
