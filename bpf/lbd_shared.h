@@ -259,6 +259,20 @@ inline const char *decap_counter_name(unsigned c)
 }
 #endif
 
+/* Value of the nexthops map: one CPU's copy of the FIB's answer for a
+ * backend, reused for a second instead of a lookup per packet. */
+struct lbd_nexthop {
+	__u64 expires;      /* coarse ns clock */
+	__u32 gen;          /* the backend generation it was looked up for */
+	__u32 ingress;      /* the ingress ifindex it was looked up from */
+	__u32 ifindex;      /* egress */
+	__u32 fits;         /* largest outer length the FIB's MTU check passed */
+	struct lbd_addr src; /* the FIB's source; zero when encap_source gave it */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u32 reserved;
+};
+
 /* Encapsulation overheads. */
 #define LBD_IPIP_OVERHEAD 20
 #define LBD_IP6IP6_OVERHEAD 40

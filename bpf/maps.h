@@ -137,6 +137,15 @@ struct {
 	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
 } backend_stats SEC(".maps");
 
+/* nexthops: backend id -> per-CPU lbd_nexthop cache of the FIB's answer;
+ * written by this program. Not pinned: a new program starts empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_nexthop);
+	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
+} nexthops SEC(".maps");
+
 /* counters: enum lbd_counter -> per-CPU packet count; written by this program. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

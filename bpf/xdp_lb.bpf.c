@@ -98,7 +98,7 @@ int xdp_lb(struct xdp_md *ctx)
 		reason = LBD_CNT_DROP_FAMILY;
 		goto vip_out;
 	}
-	reason = forward(ctx, &pkt, be, hash, &action);
+	reason = forward(ctx, &pkt, be, be_id, hash, &action);
 	if (reason == LBD_CNT_TX || reason == LBD_CNT_REDIRECT) {
 		stats_add(&backend_stats, be_id, pkt.frame_len, new_flow);
 		if (pkt.icmp_error)

@@ -314,6 +314,7 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
     // names no valid backend.
     bpf_map__set_max_entries(skel_->maps.backends, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.backend_stats, cfg.max_backends + 1);
+    bpf_map__set_max_entries(skel_->maps.nexthops, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.conntrack, cfg.conntrack_size);
     bpf_map__set_max_entries(skel_->maps.sched, cfg.max_vips);
     bpf_map__set_max_entries(skel_->maps.sched_cursor, cfg.max_vips);

@@ -36,3 +36,5 @@ static_assert(sizeof(lbd_config) == 72);
 static_assert(sizeof(lbd_stats) == 24);
 static_assert(sizeof(lbd_neigh_event) == 24);
 static_assert(sizeof(lbd_meta) == 24);
+static_assert(sizeof(lbd_nexthop) == 56);
+static_assert(offsetof(lbd_nexthop, src) == 24);
