@@ -81,6 +81,7 @@ lab_bg() {
 	[[ -f $(lab_log "$name") ]] && LAB_MARK=$(wc -l <"$(lab_log "$name")")
 	nsenter --net="/run/netns/$ns" "$@" </dev/null >>"$(lab_log "$name")" 2>&1 &
 	LAB_PID=$!
+	disown "$LAB_PID" # outlives `lab.sh up`; stopped by PID (lab_stop, lab_down)
 	echo "$name $LAB_PID" >>"$LAB_STATE/pids"
 }
 # lab_started NAME REGEX: REGEX is in what NAME logged since its last lab_bg.
@@ -182,7 +183,7 @@ lab_all_nodes_say() {
 lab_curl() {
 	local c=$1 n=$2 host=$3 out
 	shift 3
-	out=$(ip netns exec "$(lab_cl_ns "$c")" curl -s --max-time 2 -H 'Connection: close' "$@" "http://$host/?n=[1-$n]" || true)
+	out=$(ip netns exec "$(lab_cl_ns "$c")" curl -s --connect-timeout 1 --max-time 2 -H 'Connection: close' "$@" "http://$host/?n=[1-$n]" || true)
 	printf '%s\n' "$out" | grep -E '^b[0-9]+$' || true
 	local got
 	got=$(grep -cE '^b[0-9]+$' <<<"$out" || true)

@@ -154,8 +154,10 @@ fl_hold_start hold4 1 30
 stop=$LAB_STATE/load4.stop
 rm -f "$stop"
 # A steady load of new connections from both clients while lb1 loses its backends.
+load_pids=()
 for c in 1 2; do
 	(while [[ ! -e $stop ]]; do fl_tcp "$c" 20; done >"$LAB_STATE/load4-$c.json") &
+	load_pids+=($!)
 done
 sleep 1
 t0=$(fl_ms)
@@ -165,7 +167,7 @@ lab_wait 20 "lb1 to withdraw" fl_paths_are 1
 ms=$(($(fl_ms) - t0))
 sleep 1
 touch "$stop"
-wait
+wait "${load_pids[@]}"
 lb1_state=$(lab_lbctl 1 lb list | awk '$1 == "echo" {print $6}')
 load=$(cat "$LAB_STATE"/load4-*.json | python3 -c '
 import json, sys

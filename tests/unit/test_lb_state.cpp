@@ -24,7 +24,7 @@ VipConfig vip(const std::string& name, const char* addr, uint16_t port,
     v.address = ip(addr);
     v.port = port;
     for (auto [a, w] : backends)
-        v.backends.push_back({ip(a), port, w, 0});
+        v.backends.push_back({.address = ip(a), .port = port, .weight = w});
     return v;
 }
 
