@@ -24,7 +24,13 @@ VipConfig vip(const std::string& name, const char* addr, uint16_t port,
     v.address = ip(addr);
     v.port = port;
     for (auto [a, w] : backends)
-        v.backends.push_back({.address = ip(a), .port = port, .weight = w});
+    {
+        BackendConfig b;
+        b.address = ip(a);
+        b.port = port;
+        b.weight = w;
+        v.backends.push_back(b);
+    }
     return v;
 }
 
