@@ -36,7 +36,12 @@ write_cfg() { # extra backend lines for "web"
 	} >"$cfg"
 }
 write_cfg
-start_lbd() { t_bg "$LB" "$1" "$LBD" --config "$cfg"; LBD_PID=$T_LAST_PID; t_wait_for 15 "lbd ($1)" t_log_has "$1" "lbd .* running"; }
+start_lbd() {
+	t_bg "$LB" "$1" "$LBD" --config "$cfg"
+	LBD_PID=$T_LAST_PID
+	last_log=$1
+	t_wait_for 15 "lbd ($1)" t_log_has "$1" "lbd .* running"
+}
 start_lbd lbd1
 ctl() { "$LBCTL" --socket "$LBD_SOCK" "$@"; }
 
@@ -124,7 +129,7 @@ for round in 1 2 3 4 5 6; do
 	done) &
 	loop=$!
 	sleep "0.$((RANDOM % 5 + 1))"
-	kill -KILL "$LBD_PID"
+	kill -KILL "$LBD_PID" || t_fail "round $round: lbd had already died during the changes: $(tail -3 "$T_TMP/$last_log.log")"
 	wait "$LBD_PID" 2>/dev/null || true
 	kill "$loop" 2>/dev/null; wait "$loop" 2>/dev/null || true
 	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$LBD_STATE/state.json" ||
