@@ -43,7 +43,6 @@ static __always_inline struct lbd_backend *ct_lookup(const struct packet *pkt,
 {
 	struct lbd_ct_value *ct;
 	struct lbd_backend *be;
-	__u64 now;
 	__u32 old;
 
 	ct = bpf_map_lookup_elem(&conntrack, &pkt->flow);
@@ -58,9 +57,8 @@ static __always_inline struct lbd_backend *ct_lookup(const struct packet *pkt,
 		return NULL;
 	}
 	count(LBD_CNT_CT_HIT);
-	now = bpf_ktime_get_coarse_ns();
-	if (now - ct->last_seen > CT_REFRESH_NS)
-		ct->last_seen = now;
+	if (pkt->now - ct->last_seen > CT_REFRESH_NS)
+		ct->last_seen = pkt->now;
 	if (pkt->tcp_close) {
 		ct_uncount(ct);
 	} else if (vip->algorithm == LBD_ALG_LEAST_CONN &&
@@ -81,7 +79,7 @@ static __always_inline void ct_insert(const struct packet *pkt, const struct lbd
 	struct lbd_ct_value v = {
 		.backend_id = be_id,
 		.backend_gen = be->gen,
-		.last_seen = bpf_ktime_get_coarse_ns(),
+		.last_seen = pkt->now,
 	};
 	struct lbd_ct_value *old;
 	struct lbd_backend *old_be;

@@ -15,16 +15,15 @@
 #define NEXTHOP_TTL_NS 1000000000ULL /* a route or neighbour change shows within 1 s */
 
 /* Tells lbd that the FIB's next hop toward a backend has no neighbour entry. */
-static __always_inline void neigh_event(const struct bpf_fib_lookup *fib)
+static __always_inline void neigh_event(const struct bpf_fib_lookup *fib, __u64 now)
 {
 	struct lbd_neigh_event ev = {};
 	__u32 zero = 0;
-	__u64 now, *last;
+	__u64 *last;
 
 	last = bpf_map_lookup_elem(&neigh_rl, &zero);
 	if (!last)
 		return;
-	now = bpf_ktime_get_coarse_ns();
 	if (now - *last < NEIGH_EVENT_INTERVAL_NS)
 		return;
 	*last = now;
@@ -50,12 +49,11 @@ static __always_inline __u32 forward(struct xdp_md *ctx, const struct packet *pk
 	struct lbd_addr src = {};
 	struct lbd_nexthop *nh;
 	__u32 overhead, flags = 0;
-	__u64 now;
+	const __u64 now = pkt->now;
 	int have_src, rc;
 
 	have_src = outer_source(be->family, hash, &src);
 	overhead = be->family == LBD_AF_INET ? LBD_IPIP_OVERHEAD : LBD_IP6IP6_OVERHEAD;
-	now = bpf_ktime_get_coarse_ns();
 	nh = bpf_map_lookup_elem(&nexthops, &be_id);
 	if (nh && nh->expires > now && nh->gen == be->gen && nh->ingress == ctx->ingress_ifindex &&
 	    pkt->ip_len + overhead <= nh->fits &&
@@ -89,7 +87,7 @@ static __always_inline __u32 forward(struct xdp_md *ctx, const struct packet *pk
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		neigh_event(&fib);
+		neigh_event(&fib, now);
 		return LBD_CNT_PASS_NO_NEIGH;
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		if (pkt->icmp_error) /* never answer an ICMP error with one */

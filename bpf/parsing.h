@@ -42,6 +42,7 @@ struct packet {
 	__u32 ip_len;             /* L3 length: IPv4 tot_len, IPv6 40 + payload_len */
 	__u32 l4_len;             /* what the IP header says follows it */
 	__u32 frame_len;
+	__u64 now;                /* coarse ns clock, read once per VIP packet */
 	__be32 flow_label;        /* IPv6 only */
 	__u8 tos;                 /* IPv4 TOS / IPv6 traffic class */
 	__u8 ttl;                 /* IPv4 TTL / IPv6 hop limit */

@@ -56,16 +56,15 @@ static __always_inline void persist_refresh(struct lbd_persist_value *v, __u64 n
 /* The client's remembered backend if it is still fit for a new flow, else NULL. */
 static __always_inline struct lbd_backend *persist_lookup(const struct lbd_persist_key *k,
 							  const struct lbd_vip_meta *vip,
-							  __u32 *be_id)
+							  __u64 now, __u32 *be_id)
 {
 	struct lbd_persist_value *v = bpf_map_lookup_elem(&persist, k);
 	struct lbd_backend *be;
-	__u64 now, timeout;
+	__u64 timeout;
 	__u32 *weight;
 
 	if (!v)
 		return NULL;
-	now = bpf_ktime_get_coarse_ns();
 	timeout = persist_timeout_ns(vip);
 	if (now - v->last_seen > timeout)
 		return NULL;
@@ -83,12 +82,12 @@ static __always_inline struct lbd_backend *persist_lookup(const struct lbd_persi
 }
 
 static __always_inline void persist_record(const struct lbd_persist_key *k, __u32 be_id,
-					   const struct lbd_backend *be)
+					   const struct lbd_backend *be, __u64 now)
 {
 	struct lbd_persist_value v = {
 		.backend_id = be_id,
 		.backend_gen = be->gen,
-		.last_seen = bpf_ktime_get_coarse_ns(),
+		.last_seen = now,
 	};
 
 	bpf_map_update_elem(&persist, k, &v, BPF_ANY);
@@ -98,19 +97,18 @@ static __always_inline void persist_record(const struct lbd_persist_key *k, __u3
  * refreshed, or made again from this flow if it was evicted or expired. */
 static __always_inline void persist_touch(const struct lbd_persist_key *k,
 					  const struct lbd_vip_meta *vip, __u32 be_id,
-					  const struct lbd_backend *be)
+					  const struct lbd_backend *be, __u64 now)
 {
 	struct lbd_persist_value *v = bpf_map_lookup_elem(&persist, k);
-	__u64 now, timeout;
+	__u64 timeout;
 
 	if (!v) {
-		persist_record(k, be_id, be);
+		persist_record(k, be_id, be, now);
 		return;
 	}
-	now = bpf_ktime_get_coarse_ns();
 	timeout = persist_timeout_ns(vip);
 	if (now - v->last_seen > timeout) {
-		persist_record(k, be_id, be);
+		persist_record(k, be_id, be, now);
 		return;
 	}
 	persist_refresh(v, now, timeout);

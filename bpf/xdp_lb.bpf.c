@@ -61,6 +61,7 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 
 	hash = lbd_flow_hash(&pkt.flow, hash_seed);
+	pkt.now = bpf_ktime_get_coarse_ns(); /* the one clock read of this packet */
 	/* One-packet UDP VIPs keep no connection table: each datagram is
 	 * scheduled on its own. */
 	one_packet = (vip->flags & LBD_VIP_F_ONE_PACKET) && pkt.flow.proto == IPPROTO_UDP;
@@ -72,7 +73,7 @@ int xdp_lb(struct xdp_md *ctx)
 	 * and its entry replaces any old one. */
 	be = pkt.tcp_syn || one_packet ? NULL : ct_lookup(&pkt, vip, &be_id);
 	if (!be) {
-		be = persistent ? persist_lookup(&pkey, vip, &be_id) : NULL;
+		be = persistent ? persist_lookup(&pkey, vip, pkt.now, &be_id) : NULL;
 		if (!be) {
 			be_id = select_backend(vip, &pkt, hash);
 			be = bpf_map_lookup_elem(&backends, &be_id);
@@ -83,7 +84,7 @@ int xdp_lb(struct xdp_md *ctx)
 				goto vip_out;
 			}
 			if (persistent && !pkt.icmp_error)
-				persist_record(&pkey, be_id, be);
+				persist_record(&pkey, be_id, be, pkt.now);
 		}
 		if (!pkt.icmp_error) {
 			if (!one_packet)
@@ -91,7 +92,7 @@ int xdp_lb(struct xdp_md *ctx)
 			new_flow = 1;
 		}
 	} else if (persistent) {
-		persist_touch(&pkey, vip, be_id, be);
+		persist_touch(&pkey, vip, be_id, be, pkt.now);
 	}
 	if (be->family != pkt.flow.family) {
 		action = XDP_DROP;
