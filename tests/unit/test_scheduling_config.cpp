@@ -5,6 +5,8 @@
 // tests/bpf/test_scheduling.cpp.
 #include <gtest/gtest.h>
 
+#include "config_test_util.h"
+
 #include <algorithm>
 #include <map>
 
@@ -21,31 +23,9 @@ namespace {
 
 const std::string kHead = "datapath:\n  interfaces: [eth0]\nvips:\n";
 
-std::vector<ConfigError> errors_of(const std::string& yaml)
-{
-    auto r = load_config_string(yaml);
-    auto* e = std::get_if<std::vector<ConfigError>>(&r);
-    return e ? *e : std::vector<ConfigError>{};
-}
-
-Config config_of(const std::string& yaml)
-{
-    auto r = load_config_string(yaml);
-    if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) {
-        for (const auto& err : *e)
-            ADD_FAILURE() << err.str();
-        return {};
-    }
-    return std::get<Config>(r);
-}
-
-std::string dump(const std::vector<ConfigError>& errors)
-{
-    std::string out;
-    for (const auto& e : errors)
-        out += "  " + e.str() + "\n";
-    return out;
-}
+using lbd::testing::config_of;
+using lbd::testing::dump;
+using lbd::testing::errors_of;
 
 IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 
