@@ -234,7 +234,8 @@ public:
         auto& m = skel_->maps;
         bpf_map__set_max_entries(m.vips, kMaxVips);
         bpf_map__set_max_entries(m.vip_stats, kMaxVips);
-        bpf_map__set_max_entries(m.ring, kMaxVips * kRingSize);
+        bpf_map__set_max_entries(m.ring, kMaxVips);
+        bpf_map__set_value_size(m.ring, kRingSize * uint32_t(sizeof(uint32_t)));
         bpf_map__set_max_entries(m.backends, kMaxBackends + 1);
         bpf_map__set_max_entries(m.backend_stats, kMaxBackends + 1);
         bpf_map__set_max_entries(m.conntrack, kConntrackSize);

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define LBD_ABI_VERSION 2
+#define LBD_ABI_VERSION 3
 
 /* Default map sizes; the real sizes are set from the config before load. */
 #ifndef LBD_DEFAULT_MAX_VIPS

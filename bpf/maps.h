@@ -23,13 +23,17 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } vips SEC(".maps");
 
-/* ring: vip_id * ring_size + slot -> backend id (LBD_NO_BACKEND if none);
- * written by lbd from the Maglev build. */
+/* ring: vip_id -> the VIP's whole Maglev ring, ring_size backend ids
+ * (LBD_NO_BACKEND where none); written by lbd in one update per ring. One
+ * value per VIP, not one element per slot: a ring is one copy to write, and
+ * the program still finds a slot with one lookup. lbd sets the value size
+ * (4 * ring_size) and max_entries (max_vips) before load; the verifier
+ * checks every slot access against that size. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, LBD_DEFAULT_MAX_VIPS * 1021);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, LBD_DEFAULT_RING_SIZE * sizeof(__u32));
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
 } ring SEC(".maps");
 
 /* backends: backend id -> lbd_backend; written by lbd. */

@@ -19,10 +19,15 @@
 
 static __always_inline __u32 select_ring(const struct lbd_vip_meta *vip, __u32 hash)
 {
-	__u32 idx = vip->vip_id * ring_size + lbd_reduce(hash, ring_size);
-	__u32 *id = bpf_map_lookup_elem(&ring, &idx);
+	__u32 vip_id = vip->vip_id;
+	__u32 *slots = bpf_map_lookup_elem(&ring, &vip_id);
+	__u32 slot = lbd_reduce(hash, ring_size);
 
-	return id ? *id : LBD_NO_BACKEND;
+	/* ring_size is a load-time constant: this bound is what lets the
+	 * verifier prove slots[slot] inside the value (4 * ring_size bytes). */
+	if (!slots || slot >= ring_size)
+		return LBD_NO_BACKEND;
+	return slots[slot];
 }
 
 /* The id holds a live backend that is not down (lbd rebuilds sched without

@@ -368,11 +368,10 @@ uint32_t XdpTest::backend_id(const std::string& vip_name, const lbd::IpAddr& add
 
 uint32_t XdpTest::ring_slot_id(uint32_t vip_id, const lbd_flow_key& flow)
 {
-    const uint32_t key = vip_id * kRingSize + lbd_reduce(lbd_flow_hash(&flow, kSeed), kRingSize);
-    uint32_t id = LBD_NO_BACKEND;
-    if (bpf_map_lookup_elem(map_fd("ring"), &key, &id) != 0)
+    std::vector<uint32_t> slots(kRingSize);
+    if (bpf_map_lookup_elem(map_fd("ring"), &vip_id, slots.data()) != 0)
         throw std::runtime_error("reading the ring map");
-    return id;
+    return slots[lbd_reduce(lbd_flow_hash(&flow, kSeed), kRingSize)];
 }
 
 std::optional<lbd::IpAddr> XdpTest::ring_pick(const std::string& vip_name, const lbd_flow_key& flow)

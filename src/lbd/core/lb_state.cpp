@@ -1,6 +1,9 @@
 #include "lbd/core/lb_state.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
 #include <arpa/inet.h>
 #include <cstring>
 #include <stdexcept>
@@ -162,18 +165,84 @@ std::vector<uint32_t> LbState::build_ring(const VipState& v) const
     return maglev::build_ring(in, ring_size_);
 }
 
-void LbState::write_ring_diff(uint32_t vip_id, const std::vector<uint32_t>* old_ring,
-                              const std::vector<uint32_t>& new_ring)
+namespace {
+
+/// Runs f(0..n-1) on up to every CPU; the first exception thrown is rethrown.
+template <typename F>
+void parallel_for(size_t n, F&& f)
 {
-    std::vector<uint32_t> slots, ids;
-    for (uint32_t i = 0; i < new_ring.size(); i++) {
-        if (old_ring && (*old_ring)[i] == new_ring[i])
-            continue;
-        slots.push_back(i);
-        ids.push_back(new_ring[i]);
+    const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+    if (threads <= 1) {
+        for (size_t i = 0; i < n; i++)
+            f(i);
+        return;
     }
-    if (!slots.empty())
-        w_.put_ring_slots(vip_id, slots, ids);
+    std::atomic<size_t> next{0};
+    std::exception_ptr error;
+    std::atomic_flag failed;
+    auto work = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < n;) {
+            try {
+                f(i);
+            } catch (...) {
+                if (!failed.test_and_set())
+                    error = std::current_exception();
+            }
+        }
+    };
+    {
+        std::vector<std::jthread> pool;
+        for (size_t t = 1; t < threads; t++)
+            pool.emplace_back(work);
+        work();
+    }
+    if (error)
+        std::rethrow_exception(error);
+}
+
+}  // namespace
+
+void LbState::build_rings(const std::vector<VipState*>& vs,
+                          const std::function<void(size_t, const std::vector<uint32_t>&)>& use) const
+{
+    // A few rings at a time: enough to keep every CPU busy, few enough that
+    // a reload of many VIPs never holds more than a handful of rings.
+    constexpr size_t kBatch = 16;
+    for (size_t at = 0; at < vs.size(); at += kBatch) {
+        const size_t n = std::min(kBatch, vs.size() - at);
+        std::vector<std::vector<uint32_t>> rings(n);
+        parallel_for(n, [&](size_t i) { rings[i] = build_ring(*vs[at + i]); });
+        for (size_t i = 0; i < n; i++)
+            use(at + i, rings[i]);
+    }
+}
+
+void LbState::finish(std::vector<Pending>& pending, std::vector<std::string>& log)
+{
+    std::vector<VipState*> vs;
+    for (const auto& p : pending)
+        vs.push_back(p.v);
+    build_rings(vs, [&](size_t i, const std::vector<uint32_t>& ring) { finish_one(pending[i], ring, log); });
+}
+
+void LbState::finish_one(Pending& p, const std::vector<uint32_t>& ring, std::vector<std::string>& log)
+{
+    VipState& v = *p.v;
+    w_.put_ring(v.vip_id, ring);
+    write_sched(v);
+    if (p.added) {
+        w_.put_vip(v.key(), v.meta());  // last: traffic arrives only once the ring is in place
+        log.push_back("vip " + v.name + " added: " + Endpoint{v.address, v.port}.str() + " " +
+                      to_string(v.protocol) + ", " + std::to_string(v.backends.size()) + " backends");
+        return;
+    }
+    // Only after the ring no longer names them: pinned flows go on (graceful).
+    for (const auto& b : p.removed) {
+        ids_.retire(b.id);
+        log.push_back("vip " + v.name + ": backend " + b.address.str() +
+                      " removed (pinned flows finish)");
+    }
+    update_scheduling(v, *p.cfg, log);
 }
 
 static bool same_vip_key(const VipState& v, const VipConfig& c)
@@ -198,17 +267,19 @@ std::vector<std::string> LbState::apply(const std::vector<VipConfig>& vips)
             ++it;
         }
     }
+    std::vector<Pending> pending;
     for (const auto& c : vips) {
         auto it = vips_.find(c.name);
         if (it == vips_.end())
-            add_vip(c, log);
-        else
-            update_vip(it->second, c, log);
+            pending.push_back(add_vip(c));
+        else if (auto p = update_vip(it->second, c, log))
+            pending.push_back(std::move(*p));
     }
+    finish(pending, log);
     return log;
 }
 
-void LbState::add_vip(const VipConfig& cfg, std::vector<std::string>& log)
+LbState::Pending LbState::add_vip(const VipConfig& cfg)
 {
     auto free_id = std::find(vip_id_used_.begin(), vip_id_used_.end(), false);
     if (free_id == vip_id_used_.end())
@@ -230,12 +301,10 @@ void LbState::add_vip(const VipConfig& cfg, std::vector<std::string>& log)
               [](const auto& a, const auto& b) { return a.address < b.address; });
 
     w_.reset_vip_stats(v.vip_id);
-    write_ring_diff(v.vip_id, nullptr, build_ring(v));
-    write_sched(v);
-    w_.put_vip(v.key(), v.meta());  // last: traffic arrives only once the ring is in place
-    log.push_back("vip " + v.name + " added: " + Endpoint{v.address, v.port}.str() + " " +
-                  to_string(v.protocol) + ", " + std::to_string(v.backends.size()) + " backends");
-    vips_.emplace(v.name, std::move(v));
+    // In vips_ from here (std::map: the address stays); its ring, sched and
+    // VIP entry are written by finish_one().
+    VipState& in = vips_.emplace(cfg.name, std::move(v)).first->second;
+    return Pending{&in, &cfg, true, {}};
 }
 
 void LbState::delete_vip(const VipState& v, std::vector<std::string>& log)
@@ -266,13 +335,13 @@ static bool backends_unchanged(const VipState& v, const VipConfig& cfg)
     return true;
 }
 
-void LbState::update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log)
+std::optional<LbState::Pending> LbState::update_vip(VipState& v, const VipConfig& cfg,
+                                                   std::vector<std::string>& log)
 {
     if (backends_unchanged(v, cfg)) {  // most VIPs of a reload: no ring to build
         update_scheduling(v, cfg, log);
-        return;
+        return std::nullopt;
     }
-    const auto old_ring = build_ring(v);
     std::vector<BackendState> next;
     std::vector<BackendState> removed;
 
@@ -308,16 +377,7 @@ void LbState::update_vip(VipState& v, const VipConfig& cfg, std::vector<std::str
     std::sort(next.begin(), next.end(),
               [](const auto& a, const auto& b) { return a.address < b.address; });
     v.backends = std::move(next);
-
-    write_ring_diff(v.vip_id, &old_ring, build_ring(v));
-    write_sched(v);
-    // Only after the ring no longer names them: pinned flows go on (graceful).
-    for (const auto& b : removed) {
-        ids_.retire(b.id);
-        log.push_back("vip " + v.name + ": backend " + b.address.str() +
-                      " removed (pinned flows finish)");
-    }
-    update_scheduling(v, cfg, log);
+    return Pending{&v, &cfg, false, std::move(removed)};
 }
 
 void LbState::update_scheduling(VipState& v, const VipConfig& cfg, std::vector<std::string>& log)
@@ -381,14 +441,13 @@ bool LbState::set_health(const std::string& vip, const IpAddr& address, bool up)
                           [&](const BackendState& x) { return x.address == address; });
     if (b == v.backends.end() || b->up == up)
         return false;
-    const auto old_ring = build_ring(v);
     b->up = up;
     if (up) {
         write_backend(*b, LBD_BE_F_VALID);  // first, so the ring never names a down backend
-        write_ring_diff(v.vip_id, &old_ring, build_ring(v));
+        w_.put_ring(v.vip_id, build_ring(v));
         write_sched(v);
     } else {
-        write_ring_diff(v.vip_id, &old_ring, build_ring(v));  // no new flows...
+        w_.put_ring(v.vip_id, build_ring(v));  // no new flows...
         write_sched(v);
         write_backend(*b, LBD_BE_F_VALID | LBD_BE_F_DOWN);   // ...then re-schedule pinned ones
     }
@@ -405,10 +464,9 @@ bool LbState::remove_backend(const std::string& vip, const IpAddr& address, bool
                           [&](const BackendState& x) { return x.address == address; });
     if (b == v.backends.end())
         return false;
-    const auto old_ring = build_ring(v);
     BackendState gone = *b;
     v.backends.erase(b);
-    write_ring_diff(v.vip_id, &old_ring, build_ring(v));
+    w_.put_ring(v.vip_id, build_ring(v));
     write_sched(v);
     if (force) {
         gone.gen = ids_.release(gone.id);
@@ -425,6 +483,7 @@ std::vector<std::string> LbState::adopt(std::vector<VipState> saved)
     const auto entries = w_.read_backends();
     std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> in_map = w_.read_vips();
     std::set<uint32_t> referenced;
+    std::vector<VipState*> adopted;
 
     for (auto& v : saved) {
         const auto key = v.key();
@@ -470,12 +529,14 @@ std::vector<std::string> LbState::adopt(std::vector<VipState> saved)
                       std::to_string(v.backends.size()) + " backends and its connection table");
         v.backends = std::move(kept);
         vip_id_used_[v.vip_id] = true;
-        // The whole ring again: identical values change nothing for flows,
-        // and a ring an earlier lbd left half-written is healed.
-        write_ring_diff(v.vip_id, nullptr, build_ring(v));
-        write_sched(v);
-        vips_.emplace(v.name, std::move(v));
+        adopted.push_back(&vips_.emplace(v.name, std::move(v)).first->second);
     }
+    // The whole rings again: identical values change nothing for flows, and
+    // a ring an earlier lbd left half-written is healed.
+    build_rings(adopted, [&](size_t i, const std::vector<uint32_t>& ring) {
+        w_.put_ring(adopted[i]->vip_id, ring);
+        write_sched(*adopted[i]);
+    });
     for (const auto& [key, meta] : in_map) {
         w_.delete_vip(key);
         log.push_back("removed a pinned VIP entry (id " + std::to_string(meta.vip_id) +

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <set>
 #include <map>
 #include <optional>
@@ -104,14 +105,31 @@ public:
     uint32_t ring_size() const { return ring_size_; }
 
 private:
-    void add_vip(const VipConfig& cfg, std::vector<std::string>& log);
+    /// A VIP of apply() whose backends are written and whose ring is still
+    /// to build (in parallel with others) and to write, with what follows it.
+    struct Pending {
+        VipState* v;
+        const VipConfig* cfg;
+        bool added;                          ///< new VIP: its entry goes in last
+        std::vector<BackendState> removed;   ///< retired once the ring no longer names them
+    };
+    /// Everything of a new or changed VIP up to its ring; nullopt when an
+    /// update leaves the ring as it is (done already).
+    Pending add_vip(const VipConfig& cfg);
+    std::optional<Pending> update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
+    /// Builds the pending VIPs' rings (a few at a time, on every CPU: a
+    /// 65537-slot build takes about a millisecond) and writes each ring and
+    /// what must follow it, in the order of `p`.
+    void finish(std::vector<Pending>& p, std::vector<std::string>& log);
+    void finish_one(Pending& p, const std::vector<uint32_t>& ring, std::vector<std::string>& log);
+    /// use(i, ring of vs[i]) for every i in order; the rings are built a
+    /// batch at a time on every CPU.
+    void build_rings(const std::vector<VipState*>& vs,
+                     const std::function<void(size_t, const std::vector<uint32_t>&)>& use) const;
     void delete_vip(const VipState& v, std::vector<std::string>& log);
-    void update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
     BackendState add_backend(const BackendConfig& b, bool health_checked);
     void write_backend(const BackendState& b, uint8_t flags);
     std::vector<uint32_t> build_ring(const VipState& v) const;
-    void write_ring_diff(uint32_t vip_id, const std::vector<uint32_t>* old_ring,
-                         const std::vector<uint32_t>& new_ring);
     /// Scheduling beyond the ring (scheduling.h): every backend's weight, and
     /// for round-robin, weighted, least-conn and failover the VIP's members
     /// (those that may take new flows). Call wherever the ring is written.

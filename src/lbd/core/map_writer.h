@@ -7,6 +7,8 @@
 #include <cstring>
 #include <map>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "lbd_shared.h"
@@ -24,9 +26,8 @@ public:
     virtual void reset_backend_stats(uint32_t id) = 0;
     /// Zeroes a new VIP's statistics and starts its round-robin cursors.
     virtual void reset_vip_stats(uint32_t vip_id) = 0;
-    /// Writes ring[vip_id * ring_size + slots[i]] = ids[i] for every i.
-    virtual void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
-                                std::span<const uint32_t> ids) = 0;
+    /// Writes the VIP's whole ring (ring_size backend ids) in one update.
+    virtual void put_ring(uint32_t vip_id, std::span<const uint32_t> ring) = 0;
     virtual void put_config(const lbd_config& cfg) = 0;
     /// The members of a VIP that no ring schedules (sched map, key vip_id).
     virtual void put_sched(uint32_t vip_id, const lbd_sched& s) = 0;
@@ -58,12 +59,14 @@ public:
     void put_backend(uint32_t id, const lbd_backend& be) override { backends[id] = be; }
     void reset_backend_stats(uint32_t id) override { backend_stats_resets.push_back(id); }
     void reset_vip_stats(uint32_t id) override { vip_stats_resets.push_back(id); }
-    void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
-                        std::span<const uint32_t> ids) override
+    void put_ring(uint32_t vip_id, std::span<const uint32_t> r) override
     {
-        for (size_t i = 0; i < slots.size(); i++)
-            ring[uint64_t(vip_id) * ring_size_ + slots[i]] = ids[i];
-        ring_writes += slots.size();
+        if (r.size() != ring_size_)
+            throw std::logic_error("ring of " + std::to_string(r.size()) + " slots, not " +
+                                   std::to_string(ring_size_));
+        for (size_t i = 0; i < r.size(); i++)
+            ring[uint64_t(vip_id) * ring_size_ + i] = r[i];
+        ring_writes++;
     }
     void put_config(const lbd_config& cfg) override { config = cfg; }
     void put_sched(uint32_t vip_id, const lbd_sched& s) override { sched[vip_id] = s; }
@@ -82,7 +85,7 @@ public:
     std::map<uint32_t, uint32_t> backend_weights;
     std::vector<uint32_t> backend_stats_resets, vip_stats_resets;
     lbd_config config{};
-    size_t ring_writes = 0;
+    size_t ring_writes = 0;  ///< put_ring calls (whole rings)
 
 private:
     uint32_t ring_size_;

@@ -169,23 +169,15 @@ void BpfMapWriter::put_backend_weight(uint32_t id, uint32_t weight)
           "writing the backend_weight map");
 }
 
-void BpfMapWriter::put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
-                                  std::span<const uint32_t> ids)
+void BpfMapWriter::put_ring(uint32_t vip_id, std::span<const uint32_t> ring)
 {
-    std::vector<uint32_t> keys(slots.size());
-    for (size_t i = 0; i < slots.size(); i++)
-        keys[i] = vip_id * ring_size_ + slots[i];
-    const int fd = bpf_map__fd(skel_->maps.ring);
-    size_t done = 0;
-    while (done < keys.size()) {
-        __u32 n = uint32_t(keys.size() - done);
-        LIBBPF_OPTS(bpf_map_batch_opts, opts);
-        int rc = bpf_map_update_batch(fd, keys.data() + done,
-                                      const_cast<uint32_t*>(ids.data()) + done, &n, &opts);
-        if (rc < 0 && n == 0)
-            check(rc, "writing the ring map");
-        done += n;
-    }
+    if (ring.size() != ring_size_)
+        throw std::logic_error("ring of " + std::to_string(ring.size()) + " slots for a map of " +
+                               std::to_string(ring_size_));
+    // One value per VIP (bpf/maps.h): the whole ring is one copy into the map.
+    check(bpf_map__update_elem(skel_->maps.ring, &vip_id, sizeof vip_id, ring.data(),
+                               ring.size_bytes(), BPF_ANY),
+          "writing the ring map");
 }
 
 void BpfMapWriter::put_config(const lbd_config& cfg)
@@ -306,10 +298,10 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
 
     skel_->rodata->ring_size = cfg.maglev_ring_size;
     skel_->rodata->hash_seed = cfg.hash_seed;
-    const uint64_t ring_entries = uint64_t(cfg.max_vips) * cfg.maglev_ring_size;
     bpf_map__set_max_entries(skel_->maps.vips, cfg.max_vips);
     bpf_map__set_max_entries(skel_->maps.vip_stats, cfg.max_vips);
-    bpf_map__set_max_entries(skel_->maps.ring, uint32_t(ring_entries));
+    bpf_map__set_max_entries(skel_->maps.ring, cfg.max_vips);
+    bpf_map__set_value_size(skel_->maps.ring, cfg.maglev_ring_size * uint32_t(sizeof(uint32_t)));
     // Backend id 0 is never given out (lb_state.h), so a zeroed ring slot
     // names no valid backend.
     bpf_map__set_max_entries(skel_->maps.backends, cfg.max_backends + 1);

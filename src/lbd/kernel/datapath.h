@@ -33,8 +33,7 @@ public:
     void put_backend(uint32_t id, const lbd_backend& be) override;
     void reset_backend_stats(uint32_t id) override;
     void reset_vip_stats(uint32_t vip_id) override;
-    void put_ring_slots(uint32_t vip_id, std::span<const uint32_t> slots,
-                        std::span<const uint32_t> ids) override;
+    void put_ring(uint32_t vip_id, std::span<const uint32_t> ring) override;
     void put_config(const lbd_config& cfg) override;
     void put_sched(uint32_t vip_id, const lbd_sched& s) override;
     void delete_sched(uint32_t vip_id) override;
