@@ -73,6 +73,16 @@ LBD_HASH_INLINE __u32 lbd_addr_hash(const struct lbd_addr *a, __u32 seed)
 	return lbd_hash_final(h ^ 16);
 }
 
+/* The vip_filter bucket of a VIP key: the address folded to one word, with
+ * port, protocol and family, through a 64-bit multiply; the top bits. */
+LBD_HASH_INLINE __u32 lbd_vip_filter_bit(const struct lbd_vip_key *k)
+{
+	__u64 x = ((__u64)(k->addr.w[0] ^ k->addr.w[1] ^ k->addr.w[2] ^ k->addr.w[3]) << 32) |
+		  ((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family;
+
+	return (__u32)((x * 0x9e3779b97f4a7c15ULL) >> (64 - LBD_VIP_FILTER_LOG2));
+}
+
 /* Map a 32-bit hash onto [0, n) without a division (multiply-shift). */
 LBD_HASH_INLINE __u32 lbd_reduce(__u32 h, __u32 n)
 {

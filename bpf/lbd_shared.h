@@ -49,6 +49,17 @@ struct lbd_vip_key {
 	__u8 family; /* LBD_AF_INET or LBD_AF_INET6 */
 };
 
+/* vip_filter: one bit per bucket of lbd_vip_filter_bit() (lbd_hash.h) over
+ * the VIP keys. A clear bit means no VIP has that key, so the packet passes
+ * without the vips hash lookup: the common case on a gateway, where most
+ * traffic is not for a VIP. lbd sets a bucket's bit before the first VIP of
+ * the bucket goes in and clears it after the last one is gone. */
+#define LBD_VIP_FILTER_LOG2 16
+#define LBD_VIP_FILTER_WORDS ((1u << LBD_VIP_FILTER_LOG2) / 64)
+struct lbd_vip_filter {
+	__u64 bits[LBD_VIP_FILTER_WORDS];
+};
+
 /* How a VIP picks the backend of a new flow (see select.h and
  * docs/scheduling.md). */
 enum lbd_algorithm {

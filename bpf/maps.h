@@ -9,6 +9,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "lbd_shared.h"
+#include "lbd_hash.h"
 
 /* Set by lbd before load. */
 const volatile __u32 ring_size = LBD_DEFAULT_RING_SIZE;
@@ -22,6 +23,15 @@ struct {
 	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } vips SEC(".maps");
+
+/* vip_filter: 0 -> the bitmap of lbd_shared.h; written by lbd. Not pinned:
+ * each lbd fills its program's own from the vips map before attaching it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_vip_filter);
+	__uint(max_entries, 1);
+} vip_filter SEC(".maps");
 
 /* ring: vip_id -> the VIP's whole Maglev ring, ring_size backend ids
  * (LBD_NO_BACKEND where none); written by lbd in one update per ring. One
@@ -172,6 +182,18 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, 1);
 } neigh_rl SEC(".maps");
+
+/* False when no VIP can have this key (an array lookup, which the verifier
+ * inlines, instead of a hash lookup). */
+static __always_inline int vip_filter_may_match(const struct lbd_vip_key *k)
+{
+	__u32 zero = 0, bit = lbd_vip_filter_bit(k);
+	struct lbd_vip_filter *f = bpf_map_lookup_elem(&vip_filter, &zero);
+
+	if (!f)
+		return 1;
+	return (f->bits[(bit >> 6) & (LBD_VIP_FILTER_WORDS - 1)] >> (bit & 63)) & 1;
+}
 
 static __always_inline void count(__u32 c)
 {

@@ -54,7 +54,7 @@ int xdp_lb(struct xdp_md *ctx)
 	vkey.port = pkt.flow.dport;
 	vkey.proto = pkt.flow.proto;
 	vkey.family = pkt.flow.family;
-	vip = bpf_map_lookup_elem(&vips, &vkey);
+	vip = vip_filter_may_match(&vkey) ? bpf_map_lookup_elem(&vips, &vkey) : NULL;
 	if (!vip) {
 		reason = LBD_CNT_PASS_NOT_VIP;
 		goto out;

@@ -7,7 +7,16 @@
 // TOS and DF copied), or nothing to compare (dropped).
 #include <linux/bpf.h>
 
+#include <bpf/bpf.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
 #include "fixture.h"
+#include "lbd/core/vip_filter.h"
+#include "lbd_hash.h"
 
 using namespace lbt;
 
@@ -178,5 +187,91 @@ TEST_P(Verdict, OneFrame)
 
 INSTANTIATE_TEST_SUITE_P(Table, Verdict, ::testing::ValuesIn(rows()),
                          [](const auto& info) { return info.param.name; });
+
+}  // namespace
+
+// ---------------------------------------------------------------- vip_filter
+// The prefilter in front of the vips lookup: a clear bit passes the packet
+// as not for a VIP; a set bit only sends it on to the lookup.
+namespace {
+
+using VipFilterTest = XdpTest;
+
+lbd::VipFilter filter_of(const lbd::LbState& st)
+{
+    lbd::VipFilter f;
+    for (const auto& [name, v] : st.vips())
+        f.add(v.key());
+    return f;
+}
+
+lbd_vip_filter filter_map(int fd)
+{
+    lbd_vip_filter m{};
+    const uint32_t zero = 0;
+    if (bpf_map_lookup_elem(fd, &zero, &m) != 0)
+        throw std::runtime_error("reading vip_filter");
+    return m;
+}
+
+bool same_bits(const lbd_vip_filter& a, const lbd_vip_filter& b)
+{
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+TEST_F(VipFilterTest, MapHoldsTheBitsOfEveryVipAndFollowsChanges)
+{
+    const int fd = map_fd("vip_filter");
+    ASSERT_GE(fd, 0);
+    EXPECT_TRUE(same_bits(filter_map(fd), filter_of(st()).bits()));
+    size_t set = 0;
+    for (auto w : filter_map(fd).bits)
+        set += size_t(__builtin_popcountll(w));
+    EXPECT_GE(set, 1u);
+    EXPECT_LE(set, st().vips().size());
+
+    // A VIP goes: its bit clears (unless another VIP shares the bucket) and
+    // its packets pass; it comes back: they are forwarded again.
+    auto cfg = config_;
+    const auto web4 = std::find_if(cfg.begin(), cfg.end(), [](const auto& v) { return v.name == "web4"; });
+    ASSERT_NE(web4, cfg.end());
+    const lbd::VipConfig saved = *web4;
+    cfg.erase(web4);
+    apply_config(cfg);
+    EXPECT_TRUE(same_bits(filter_map(fd), filter_of(st()).bits()));
+    {
+        CounterWatch c(dp());
+        EXPECT_ACTION(run(v4().tcp(40100, 80).syn()), XDP_PASS);
+        EXPECT_TRUE(c.verdicts_are(LBD_CNT_PASS_NOT_VIP));
+    }
+    cfg.push_back(saved);
+    apply_config(cfg);
+    EXPECT_TRUE(same_bits(filter_map(fd), filter_of(st()).bits()));
+    CounterWatch c(dp());
+    EXPECT_ACTION(run(v4().tcp(40101, 80).syn()), XDP_TX);
+    EXPECT_TRUE(c.verdicts_are(LBD_CNT_TX));
+}
+
+TEST_F(VipFilterTest, KeyInAVipsBucketStillPassesWhenItIsNoVip)
+{
+    // A port of the VIP's address whose key lands in the VIP's bucket: the
+    // filter lets it through to the vips lookup, which finds nothing.
+    const lbd_vip_key vip_key = vip("web4").key();
+    std::optional<uint16_t> port;
+    for (uint32_t p = 1; p < 65536 && !port; p++) {
+        lbd_vip_key k = vip_key;
+        k.port = htons(uint16_t(p));
+        if (p != 80 && lbd_vip_filter_bit(&k) == lbd_vip_filter_bit(&vip_key))
+            port = uint16_t(p);
+    }
+    if (!port)
+        GTEST_SKIP() << "no port of the VIP's address shares its bucket (hash constants changed?)";
+    CounterWatch c(dp());
+    const Bytes in = v4().tcp(40000, *port).syn().bytes();
+    const RunResult r = run(in);
+    EXPECT_ACTION(r, XDP_PASS);
+    EXPECT_FRAME(in, r.out);
+    EXPECT_TRUE(c.verdicts_are(LBD_CNT_PASS_NOT_VIP)) << "port " << *port;
+}
 
 }  // namespace

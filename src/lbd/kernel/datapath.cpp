@@ -103,10 +103,26 @@ std::string driver_name(const std::string& iface)
 BpfMapWriter::BpfMapWriter(xdp_lb* skel, uint32_t ring_size)
     : skel_(skel), ring_size_(ring_size), ncpus_(libbpf_num_possible_cpus())
 {
+    // The filter map is this program's own (not pinned): it starts empty and
+    // must cover every VIP already in the (possibly adopted) vips map before
+    // the program sees a packet.
+    for (const auto& [key, meta] : read_vips())
+        filter_.add(key);
+    write_filter();
+}
+
+void BpfMapWriter::write_filter()
+{
+    const uint32_t zero = 0;
+    check(bpf_map__update_elem(skel_->maps.vip_filter, &zero, sizeof zero, &filter_.bits(),
+                               sizeof(lbd_vip_filter), BPF_ANY),
+          "writing the vip_filter map");
 }
 
 void BpfMapWriter::put_vip(const lbd_vip_key& key, const lbd_vip_meta& meta)
 {
+    if (filter_.add(key))
+        write_filter();  // before the VIP: its first packet must not be filtered out
     check(bpf_map__update_elem(skel_->maps.vips, &key, sizeof key, &meta, sizeof meta, BPF_ANY),
           "writing the vips map");
 }
@@ -116,6 +132,8 @@ void BpfMapWriter::delete_vip(const lbd_vip_key& key)
     int rc = bpf_map__delete_elem(skel_->maps.vips, &key, sizeof key, 0);
     if (rc < 0 && errno != ENOENT)
         check(rc, "deleting from the vips map");
+    if (filter_.remove(key))
+        write_filter();  // after: the bucket is empty now
 }
 
 void BpfMapWriter::put_backend(uint32_t id, const lbd_backend& be)

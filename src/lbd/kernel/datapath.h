@@ -10,6 +10,7 @@
 
 #include "lbd/core/config.h"
 #include "lbd/core/map_writer.h"
+#include "lbd/core/vip_filter.h"
 
 struct xdp_lb;
 
@@ -43,9 +44,11 @@ public:
 
 private:
     void zero_percpu(int fd, uint32_t idx, size_t value_size);
+    void write_filter();
     xdp_lb* skel_;
     uint32_t ring_size_;
     int ncpus_;
+    VipFilter filter_;  ///< the vip_filter map's bits, from every key in vips
 };
 
 struct Attachment {
