@@ -12,6 +12,7 @@
 #include "lbd_shared.h"
 #include "lbd_hash.h"
 #include "maps.h"
+#include "clock.h"
 #include "parsing.h"
 #include "classify.h"
 #include "conntrack.h"
@@ -61,7 +62,7 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 
 	hash = lbd_flow_hash(&pkt.flow, hash_seed);
-	pkt.now = bpf_ktime_get_coarse_ns(); /* the one clock read of this packet */
+	pkt.now = lbd_now(); /* the one clock read of this packet (clock.h) */
 	/* One-packet UDP VIPs keep no connection table: each datagram is
 	 * scheduled on its own. */
 	one_packet = (vip->flags & LBD_VIP_F_ONE_PACKET) && pkt.flow.proto == IPPROTO_UDP;

@@ -130,6 +130,7 @@ public:
         for (const auto& iface : cfg_.datapath.interfaces)
             for (const auto& line : enable_forwarding(iface))
                 spdlog::info("{}", line);
+        spdlog::info("datapath clock: {}", dp_.clock());
         for (const auto& line : dp_.attach())
             spdlog::info("{}", line);
         if (cfg_.bgp.enabled)

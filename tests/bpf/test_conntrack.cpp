@@ -6,6 +6,9 @@
 
 #include <map>
 
+#include <cstdlib>
+#include <ctime>
+
 #include "fixture.h"
 
 using namespace lbt;
@@ -55,7 +58,14 @@ TEST_F(Conntrack, SynCreatesEntryPinnedToTheChosenBackend)
     ASSERT_NE(be, nullptr);
     EXPECT_EQ(ct->backend_id, be->id);
     EXPECT_EQ(ct->backend_gen, be->gen);
-    EXPECT_NE(ct->last_seen, 0u);
+    // On CLOCK_MONOTONIC's scale (bpf/clock.h: jiffies scaled, or the coarse
+    // clock): lbd compares last_seen with CLOCK_MONOTONIC_COARSE to find idle
+    // flows. Both are tick-grained; a tenth of a second covers any lag.
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const int64_t now = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    EXPECT_LT(std::llabs(now - int64_t(ct->last_seen)), 100'000'000)
+        << "last_seen " << ct->last_seen << " vs CLOCK_MONOTONIC_COARSE " << now;
 }
 
 TEST_F(Conntrack, EstablishedFlowsKeepTheirBackendWhenOneIsAdded)

@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -255,6 +256,15 @@ bool path_exists(const std::string& p)
     return stat(p.c_str(), &st) == 0;
 }
 
+/// Where libbpf looks for the kernel's config (for __kconfig externs).
+bool kernel_config_readable()
+{
+    struct utsname u {};
+    if (uname(&u) == 0 && access((std::string("/boot/config-") + u.release).c_str(), R_OK) == 0)
+        return true;
+    return access("/proc/config.gz", R_OK) == 0;
+}
+
 lbd_meta wanted_meta(const DatapathConfig& cfg)
 {
     lbd_meta m{};
@@ -309,7 +319,14 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
         check_pinned_meta();
         adopted_ = true;
     }
-    skel_ = xdp_lb__open();
+    // The program reads CONFIG_HZ (bpf/clock.h). libbpf takes it from the
+    // kernel's config file and fails the load when there is none; then say
+    // CONFIG_HZ=0 ourselves: the program uses the coarse clock instead of
+    // jiffies.
+    LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+    if (!kernel_config_readable())
+        open_opts.kconfig = "CONFIG_HZ=0\n";
+    skel_ = xdp_lb__open_opts(&open_opts);
     if (!skel_)
         throw sys_error("opening the XDP program", errno);
     ncpus_ = libbpf_num_possible_cpus();
@@ -371,6 +388,15 @@ Datapath::~Datapath()
 
 int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdp_lb); }
 int Datapath::neigh_events_fd() const { return bpf_map__fd(skel_->maps.neigh_events); }
+
+std::string Datapath::clock() const
+{
+    const unsigned hz = skel_->kconfig ? skel_->kconfig->CONFIG_HZ : 0;
+    if (hz == 0)
+        return "the coarse monotonic clock on every packet (no kernel config for CONFIG_HZ)";
+    return "jiffies (CONFIG_HZ=" + std::to_string(hz) +
+           "), set from the coarse monotonic clock once a second per CPU";
+}
 
 std::vector<std::string> Datapath::attach()
 {

@@ -77,6 +77,8 @@ public:
 
     /// True when the maps (and so the connection table) were adopted.
     bool adopted() const { return adopted_; }
+    /// How the program tells time (bpf/clock.h), for the log.
+    std::string clock() const;
 
     /// Attaches to every configured interface: a pinned link left by an
     /// earlier lbd gets this program swapped in (no packet is missed); else a
