@@ -193,6 +193,7 @@ enum lbd_counter {
 	LBD_CNT_PASS_FWD_DISABLED,/* forwarding disabled on the ingress interface */
 	LBD_CNT_PASS_FIB_OTHER,   /* any other FIB lookup result */
 	LBD_CNT_PASS_TOO_BIG,     /* too big once encapsulated, DF not set */
+	LBD_CNT_PASS_NOT_UNICAST, /* for a VIP, but to a broadcast or multicast MAC */
 	LBD_CNT_DROP_NO_BACKEND,  /* VIP has no backend to send to */
 	LBD_CNT_DROP_FIB_UNREACH, /* backend blackholed, unreachable or prohibited */
 	LBD_CNT_DROP_ENCAP,       /* could not grow or write the packet */
@@ -214,7 +215,7 @@ inline const char *lbd_counter_name(unsigned c)
 	static const char *const names[LBD_CNT_MAX] = {
 		"tx", "redirect", "pass_not_ip", "pass_not_vip", "pass_malformed",
 		"pass_fragment", "pass_ip_options", "pass_ipv6_ext", "pass_no_neigh",
-		"pass_fwd_disabled", "pass_fib_other", "pass_too_big",
+		"pass_fwd_disabled", "pass_fib_other", "pass_too_big", "pass_not_unicast",
 		"drop_no_backend", "drop_fib_unreachable", "drop_encap", "drop_family",
 		"icmp_too_big_sent", "icmp_error_forwarded", "ct_hit", "ct_miss",
 		"ct_reschedule", "ct_update_fail", "neigh_event_lost", "persist_hit",

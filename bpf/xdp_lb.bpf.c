@@ -60,6 +60,12 @@ int xdp_lb(struct xdp_md *ctx)
 		reason = LBD_CNT_PASS_NOT_VIP;
 		goto out;
 	}
+	/* Flooded to us, not sent to us: another host on the segment may be
+	 * the one meant to take it; the kernel decides (it forwards neither). */
+	if (eth->h_dest[0] & 1) {
+		reason = LBD_CNT_PASS_NOT_UNICAST;
+		goto vip_out;
+	}
 
 	hash = lbd_flow_hash(&pkt.flow, hash_seed);
 	pkt.now = lbd_now(); /* the one clock read of this packet (clock.h) */

@@ -73,6 +73,11 @@ std::vector<Row> rows()
         {"v6_vlan_1_tag_output_untagged", from_client().vlan(100).ipv6(kClient6, kVip6).tcp(40010, 80).syn(), TX, E, LBD_CNT_TX, "web6"},
         {"v6_vlan_2_tags_output_untagged", from_client().vlan(7, 0x88a8).vlan(8).ipv6(kClient6, kVip6).tcp(40011, 80).syn(), TX, E, LBD_CNT_TX, "web6"},
 
+        // ------------------------------------------------ to a VIP, flooded: not ours to forward
+        {"v4_tcp_syn_to_broadcast_mac", Packet().eth(kClientMac, mac("ff:ff:ff:ff:ff:ff")).ipv4(kClient4, kVip4).ttl(64).df().tcp(40020, 80).syn(), PASS, U, LBD_CNT_PASS_NOT_UNICAST},
+        {"v4_udp_to_multicast_mac", Packet().eth(kClientMac, mac("01:00:5e:12:00:01")).ipv4(kClient4, kVip4).ttl(64).udp(5360, 53).payload(8), PASS, U, LBD_CNT_PASS_NOT_UNICAST},
+        {"v6_tcp_syn_to_multicast_mac", Packet().eth(kClientMac, mac("33:33:00:00:00:01")).ipv6(kClient6, kVip6).hop_limit(64).tcp(40020, 80).syn(), PASS, U, LBD_CNT_PASS_NOT_UNICAST},
+
         // ------------------------------------------------ not IP
         {"arp_request", from_client().arp_request(kClientMac, kClient4, kVip4), PASS, U, LBD_CNT_PASS_NOT_IP},
         {"lldp", from_client().ethertype(0x88cc).raw_l2(Bytes(46, 0x5a)), PASS, U, LBD_CNT_PASS_NOT_IP},
