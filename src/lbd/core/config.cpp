@@ -327,13 +327,9 @@ private:
                               "): address, port and protocol must be unique");
             }
             backends(vip, path, port_ok);
-            if (vip.health) {
+            if (vip.health)
                 for (auto& e : health::validate_health(*vip.health, path + ".health", failed_))
                     errors_.push_back(std::move(e));
-                if (vip.health->via == health::Via::Tunnel)
-                    error(path + ".health.via", vip.line,
-                          "via: tunnel is not supported by this version of lbd (use direct)");
-            }
             scheduling(vip, path);
         }
     }
