@@ -90,6 +90,9 @@ for b in "${BACKENDS[@]}"; do
 	((now > decap_before[$b])) || t_fail "$b decapsulated nothing (${decap_before[$b]} -> $now)"
 done
 t_ok "probes encapsulated: encap_v4=$v4 encap_v6=$v6, no drops; each backend's lbd-decap decapsulated them, b3's too"
+line=$(ctl status | grep '^health tunnel:') || t_fail "lbctl status shows no tunnel: $(ctl status)"
+[[ $line == *"6 backends via tunnel (marks 0x4c420000/0xffff0000), encap_v4 "* ]] || t_fail "lbctl status: $line"
+t_info "lbctl status: $line"
 
 # Client traffic: only b1 and b2.
 s=$(for _ in $(seq 20); do ip netns exec "$CL" curl -s --max-time 3 "http://$VIP4/" || echo FAIL; done |
