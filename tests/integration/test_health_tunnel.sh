@@ -5,9 +5,10 @@
 #
 # b1 and b2 are complete backends. b3 runs the same HTTP server on its own
 # address, with lbd-decap, but without the VIP on lo: client traffic sent to
-# it would be lost. Via tunnel, b3 is marked down (IPv4 and IPv6) while b1 and
-# b2 are up; the same b3 passes `via: direct` checks (so the test can fail),
-# and passes via tunnel once the VIP is on its lo. The probe packets really
+# it would be lost. Via tunnel (http and icmp on IPv4, tcp on IPv6), b3 is
+# marked down while b1 and b2 are up; the same b3 passes `via: direct`
+# checks (so the test can fail), and passes via tunnel once the VIP is on
+# its lo. The probe packets really
 # are encapsulated: lbd's tunnel counters and every backend's decapsulation
 # counter, b3's included, move. lbd's host runs strict rp_filter. A clean
 # stop removes the TC filter; one an lbd killed with SIGKILL left is replaced
@@ -42,6 +43,11 @@ cfg=$T_TMP/lbd.yaml
 	    port: 80
 	    health: {type: tcp, via: tunnel, interval: 400ms, timeout: 250ms, unhealthy_threshold: 2, healthy_threshold: 2}
 	    backends: [{address: "fd00:1b:30::11"}, {address: "fd00:1b:30::12"}, {address: "fd00:1b:30::13"}]
+	  - name: echo
+	    address: $VIP4
+	    port: 7000
+	    health: {type: icmp, via: tunnel, interval: 400ms, timeout: 250ms, unhealthy_threshold: 2, healthy_threshold: 2}
+	    backends: [{address: 198.18.30.11}, {address: 198.18.30.12}, {address: 198.18.30.13}]
 	YAML
 } >"$cfg"
 LBCTL=$T_BUILD/lbctl
@@ -65,8 +71,8 @@ egress_filters | grep -q "handle 0x4c42 .*hc_tunnel" || t_fail "no hc_tunnel fil
 declare -A decap_before
 for b in "${BACKENDS[@]}"; do decap_before[$b]=$(decapsulated "$b"); done
 
-for vip in web web6; do
-	if [[ $vip == web ]]; then a=198.18.30.1; else a=fd00:1b:30::1; fi
+for vip in web web6 echo; do
+	if [[ $vip == web6 ]]; then a=fd00:1b:30::1; else a=198.18.30.1; fi
 	t_wait_for 10 "$vip: b1 up" is_state "$vip" "${a}1" up
 	t_wait_for 10 "$vip: b2 up" is_state "$vip" "${a}2" up
 	t_wait_for 10 "$vip: b3 down" is_state "$vip" "${a}3" down
@@ -74,7 +80,7 @@ done
 t_log_has lbd "health: vip web backend 198.18.30.13:80 unknown -> down \(timeout after 250ms\)" ||
 	t_fail "b3's transition to down not logged"
 t_log_has lbd "health: vip web6 backend \[fd00:1b:30::13\]:80 unknown -> down" || t_fail "b3 (IPv6) not logged down"
-t_ok "via tunnel: b1 and b2 up, b3 (no VIP on lo) down, IPv4 (http) and IPv6 (tcp): $(grep -o 'vip web backend 198.18.30.13:80 unknown -> down.*' "$T_TMP/lbd.log" | head -1)"
+t_ok "via tunnel: b1 and b2 up, b3 (no VIP on lo) down, IPv4 (http, icmp) and IPv6 (tcp): $(grep -o 'vip web backend 198.18.30.13:80 unknown -> down.*' "$T_TMP/lbd.log" | head -1)"
 via=$(ctl --json lb show web | python3 -c 'import json,sys; b=json.load(sys.stdin)["vip"]["backends"][2]["health"]; print(b["via"], hex(b["mark"]))')
 [[ $via == "tunnel 0x4c42"* ]] || t_fail "lbctl lb show: health via/mark: $via"
 t_info "lbctl lb show web: b3 health via $via"
@@ -112,7 +118,8 @@ t_ok "back to --via tunnel: b3 down again"
 t_addr "$B3" lo "$VIP4/32" "$VIP6/128"
 t_wait_for 10 "web: b3 up via tunnel" is_state web 198.18.30.13 up
 t_wait_for 10 "web6: b3 up via tunnel" is_state web6 fd00:1b:30::13 up
-t_ok "VIP added to b3's lo: b3 up via tunnel (IPv4 and IPv6)"
+t_wait_for 10 "echo: b3 up via tunnel" is_state echo 198.18.30.13 up
+t_ok "VIP added to b3's lo: b3 up via tunnel (http, tcp over IPv6, icmp)"
 
 # A clean stop takes the filter and its pin away.
 t_stop "$LBD_PID"
@@ -124,8 +131,7 @@ t_ok "SIGTERM: filter detached, pin removed"
 # SIGKILL leaves it; the next lbd replaces it, `lbd --detach` removes it.
 t_bg "$LB" lbd2 "$LBD" --config "$cfg"
 t_wait_for 15 "lbd running again" t_log_has lbd2 "lbd .* running"
-kill -KILL "$T_LAST_PID"
-wait "$T_LAST_PID" 2>/dev/null || true
+{ kill -KILL "$T_LAST_PID" && wait "$T_LAST_PID"; } 2>/dev/null || true
 egress_filters | grep -q hc_tunnel || t_fail "no filter after SIGKILL (expected one left)"
 [[ -e $LBD_PIN/hc_tunnel ]] || t_fail "no pin after SIGKILL"
 t_bg "$LB" lbd3 "$LBD" --config "$cfg"
@@ -133,8 +139,7 @@ t_wait_for 15 "lbd after SIGKILL" t_log_has lbd3 "lbd .* running"
 t_log_has lbd3 "removed the health-check tunnel an earlier lbd left on lb0" || t_fail "stale filter not removed"
 [[ $(egress_filters | grep -c hc_tunnel) == 1 ]] || t_fail "filters: $(egress_filters)"
 t_wait_for 10 "b1 up after restart" is_state web 198.18.30.11 up
-kill -KILL "$T_LAST_PID"
-wait "$T_LAST_PID" 2>/dev/null || true
+{ kill -KILL "$T_LAST_PID" && wait "$T_LAST_PID"; } 2>/dev/null || true
 nsenter --net="/run/netns/$LB" "$LBD" --detach --pin-path "$LBD_PIN" >"$T_TMP/detach.log" 2>&1 ||
 	t_fail "lbd --detach: $(cat "$T_TMP/detach.log")"
 grep -q "removed the health-check tunnel an earlier lbd left on lb0" "$T_TMP/detach.log" ||
