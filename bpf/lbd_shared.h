@@ -285,6 +285,43 @@ struct lbd_nexthop {
 	__u32 reserved;
 };
 
+/* The health-check tunnel (bpf/hc_tunnel.bpf.c, docs/health.md#via): a TC
+ * egress program that encapsulates the packets of `via: tunnel` probes. lbd
+ * gives every backend probed that way a mark from its range
+ * (datapath.probe_marks) and sets it on the probe's socket (SO_MARK).
+ *
+ * Value of the hc_targets map, key: the mark (__u32). */
+struct lbd_hc_target {
+	struct lbd_addr addr; /* the backend: outer destination */
+	__u32 family;         /* LBD_AF_INET or LBD_AF_INET6 */
+};
+
+/* What the health-check tunnel did with a packet carrying a mark of lbd's
+ * range; one per-CPU counter each. Packets without such a mark are not
+ * counted. */
+enum lbd_hc_counter {
+	LBD_HC_ENCAP_V4 = 0,     /* IPv4-in-IPv4, handed to the backend's route */
+	LBD_HC_ENCAP_V6,         /* IPv6-in-IPv6, handed to the backend's route */
+	LBD_HC_DROP_NO_TARGET,   /* the mark names no backend (probe of a removed target) */
+	LBD_HC_DROP_FAMILY,      /* the packet's family is not the backend's */
+	LBD_HC_DROP_MALFORMED,   /* not IPv4/IPv6, or truncated headers */
+	LBD_HC_DROP_ENCAP,       /* could not grow or write the packet */
+	LBD_HC_DROP_NO_ROUTE,    /* the FIB has no usable route to the backend */
+	LBD_HC_DROP_TOO_BIG,     /* longer than the backend route's MTU once encapsulated */
+	LBD_HC_CNT_MAX,
+};
+
+#ifdef __cplusplus
+inline const char *lbd_hc_counter_name(unsigned c)
+{
+	static const char *const names[LBD_HC_CNT_MAX] = {
+		"encap_v4", "encap_v6", "drop_no_target", "drop_family",
+		"drop_malformed", "drop_encap", "drop_no_route", "drop_too_big",
+	};
+	return c < LBD_HC_CNT_MAX ? names[c] : "unknown";
+}
+#endif
+
 /* Encapsulation overheads. */
 #define LBD_IPIP_OVERHEAD 20
 #define LBD_IP6IP6_OVERHEAD 40

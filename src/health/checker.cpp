@@ -207,6 +207,7 @@ std::vector<TargetStatus> HealthChecker::snapshot() const
             .address = t.address,
             .port = t.probe_port(),
             .type = t.config.type,
+            .via = t.config.via,
             .state = sm.state(),
             .last_check = sm.last_check(),
             .last_ok = sm.last_ok(),

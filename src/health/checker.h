@@ -26,6 +26,7 @@ struct TargetStatus {
     IpAddr address;
     uint16_t port = 0;  ///< the port probed
     CheckType type = CheckType::Tcp;
+    Via via = Via::Direct;
     State state = State::Unknown;
     std::optional<TimePoint> last_check;  ///< end of the last probe
     std::optional<bool> last_ok;

@@ -154,6 +154,9 @@ public:
             else if (auto why = dns_name_problem(c.query_name); !why.empty())
                 error("query_name", "'" + c.query_name + "' is not a DNS name: " + why);
         }
+        if (c.type == CheckType::Exec && c.via == Via::Tunnel && !bad("via"))
+            error("via", "tunnel does not apply to type exec: the command runs on lbd's host, not through the "
+                         "VIP (use direct)");
         if (c.type == CheckType::Exec && !bad("command")) {
             if (c.command.empty())
                 error("command", "is required for type exec (a list: the program and its arguments)");

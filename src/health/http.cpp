@@ -54,7 +54,8 @@ std::string http_host(const Target& t, bool tls)
     if (t.config.host)
         return *t.config.host;
     uint16_t port = t.probe_port();
-    std::string host = t.address.is_v4() ? t.address.str() : "[" + t.address.str() + "]";
+    const IpAddr& a = t.probe_address();
+    std::string host = a.is_v4() ? a.str() : "[" + a.str() + "]";
     if (port != (tls ? 443 : 80))
         host += ":" + std::to_string(port);
     return host;

@@ -148,6 +148,13 @@ std::string setup_socket(int fd, const Target& t)
         if (::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0)
             return std::string("SO_MARK: ") + std::strerror(errno);
     }
+    if (t.tunnel_to) {
+        int hops = 1;
+        const bool v4 = t.tunnel_to->is_v4();
+        if (::setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TTL : IPV6_UNICAST_HOPS, &hops,
+                         sizeof hops) != 0)
+            return std::string(v4 ? "IP_TTL: " : "IPV6_UNICAST_HOPS: ") + std::strerror(errno);
+    }
     if (t.source) {
         if (t.source->family != t.address.family)
             return "source address " + t.source->str() + " is not of the backend's family";

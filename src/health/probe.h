@@ -30,8 +30,14 @@ struct Target {
     HealthConfig config;
     std::optional<uint32_t> mark;     ///< SO_MARK on the probe's socket (needs CAP_NET_ADMIN)
     std::optional<IpAddr> source;     ///< local address to bind the probe's socket to
+    /// via: tunnel: the address probed instead of `address` (the VIP). The
+    /// probe's packets leave with TTL (hop limit) 1: they get anywhere only
+    /// encapsulated to `address` by lbd's TC program, which `mark` tells to.
+    std::optional<IpAddr> tunnel_to;
 
     uint16_t probe_port() const { return config.port.value_or(port); }
+    /// Where the probe's packets are addressed: the backend, or the VIP via tunnel.
+    const IpAddr& probe_address() const { return tunnel_to ? *tunnel_to : address; }
     /// "198.18.2.10:80", "[fd00:1b::10]:80"; only the address for icmp.
     std::string endpoint() const;
     bool operator==(const Target&) const = default;

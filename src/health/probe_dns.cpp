@@ -24,7 +24,7 @@ asio::awaitable<ProbeResult> probe_dns(const Target& t, ProbeControl& ctl, Probe
         co_return ProbeResult{false, "'" + t.config.query_name + "' is not a DNS name"};
     std::span<const uint8_t> q(query.data(), qlen);
 
-    udp::endpoint ep(to_asio(t.address), t.probe_port());
+    udp::endpoint ep(to_asio(t.probe_address()), t.probe_port());
     udp::socket sock(co_await asio::this_coro::executor);
     if (auto why = open_socket(sock, ep.protocol(), t); !why.empty())
         co_return ProbeResult{false, why};

@@ -67,7 +67,7 @@ bool is_ip_literal(const std::string& s)
 
 asio::awaitable<ProbeResult> probe_http(const Target& t, ProbeControl& ctl, ProbeEnv& env, bool tls)
 {
-    tcp::endpoint ep(to_asio(t.address), t.probe_port());
+    tcp::endpoint ep(to_asio(t.probe_address()), t.probe_port());
     auto ex = co_await asio::this_coro::executor;
     boost::system::error_code ec;
     if (!tls) {
@@ -104,7 +104,7 @@ asio::awaitable<ProbeResult> probe_http(const Target& t, ProbeControl& ctl, Prob
     if (host && !is_ip_literal(*host))
         SSL_set_tlsext_host_name(ssl, host->c_str());
     if (t.config.tls_verify) {
-        auto name = host ? *host : t.address.str();
+        auto name = host ? *host : t.probe_address().str();
         X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
         bool set = is_ip_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1
                                        : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0) == 1;

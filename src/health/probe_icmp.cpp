@@ -108,7 +108,7 @@ bool is_reply(std::span<const uint8_t> data, const Echo& e, bool v4, bool raw)
 template <class Protocol>
 asio::awaitable<ProbeResult> ping(const Target& t, ProbeControl& ctl, ProbeEnv& env, Protocol proto, bool raw)
 {
-    bool v4 = t.address.is_v4();
+    bool v4 = t.probe_address().is_v4();
     typename Protocol::socket sock(co_await asio::this_coro::executor);
     if (auto why = open_socket(sock, proto, t); !why.empty())
         co_return ProbeResult{false, why};
@@ -132,12 +132,12 @@ asio::awaitable<ProbeResult> ping(const Target& t, ProbeControl& ctl, ProbeEnv& 
     if (v4) {
         auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
         sa->sin_family = AF_INET;
-        std::memcpy(&sa->sin_addr, t.address.bytes.data(), 4);
+        std::memcpy(&sa->sin_addr, t.probe_address().bytes.data(), 4);
         len = sizeof *sa;
     } else {
         auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
         sa->sin6_family = AF_INET6;
-        std::memcpy(&sa->sin6_addr, t.address.bytes.data(), 16);
+        std::memcpy(&sa->sin6_addr, t.probe_address().bytes.data(), 16);
         len = sizeof *sa;
     }
     typename Protocol::endpoint dest(&ss, len, proto.protocol());
@@ -153,7 +153,7 @@ asio::awaitable<ProbeResult> ping(const Target& t, ProbeControl& ctl, ProbeEnv& 
                                                     asio::redirect_error(asio::use_awaitable, ec));
         if (ec)
             co_return ProbeResult{false, io_reason(ec, ctl, t)};
-        if (from_target(sender.data(), t.address) && is_reply({buf.data(), n}, e, v4, raw))
+        if (from_target(sender.data(), t.probe_address()) && is_reply({buf.data(), n}, e, v4, raw))
             co_return ProbeResult{true, "echo reply"};
     }
 }
@@ -162,12 +162,12 @@ asio::awaitable<ProbeResult> ping(const Target& t, ProbeControl& ctl, ProbeEnv& 
 
 asio::awaitable<ProbeResult> probe_icmp(const Target& t, ProbeControl& ctl, ProbeEnv& env)
 {
-    int family = t.address.is_v4() ? AF_INET : AF_INET6;
-    int protocol = t.address.is_v4() ? int{IPPROTO_ICMP} : int{IPPROTO_ICMPV6};
+    int family = t.probe_address().is_v4() ? AF_INET : AF_INET6;
+    int protocol = t.probe_address().is_v4() ? int{IPPROTO_ICMP} : int{IPPROTO_ICMPV6};
     // Ping socket first, if ping_group_range lets us have one (checked once
     // per family and thread).
     thread_local int ping_ok[2] = {-1, -1};
-    int& ok = ping_ok[t.address.is_v4() ? 0 : 1];
+    int& ok = ping_ok[t.probe_address().is_v4() ? 0 : 1];
     if (ok < 0) {
         int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, protocol);
         ok = fd >= 0;

@@ -14,7 +14,7 @@ using asio::ip::tcp;
 
 asio::awaitable<ProbeResult> probe_tcp(const Target& t, ProbeControl& ctl)
 {
-    tcp::endpoint ep(to_asio(t.address), t.probe_port());
+    tcp::endpoint ep(to_asio(t.probe_address()), t.probe_port());
     tcp::socket sock(co_await asio::this_coro::executor);
     if (auto why = open_socket(sock, ep.protocol(), t); !why.empty())
         co_return ProbeResult{false, why};

@@ -18,7 +18,7 @@ using asio::ip::udp;
 
 asio::awaitable<ProbeResult> probe_udp(const Target& t, ProbeControl& ctl)
 {
-    udp::endpoint ep(to_asio(t.address), t.probe_port());
+    udp::endpoint ep(to_asio(t.probe_address()), t.probe_port());
     udp::socket sock(co_await asio::this_coro::executor);
     if (auto why = open_socket(sock, ep.protocol(), t); !why.empty())
         co_return ProbeResult{false, why};

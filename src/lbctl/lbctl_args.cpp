@@ -225,7 +225,7 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         ->required()
         ->type_name("SPEC");
 
-    std::string hc_type, hc_path, hc_expect, hc_interval, hc_timeout, hc_host;
+    std::string hc_type, hc_path, hc_expect, hc_interval, hc_timeout, hc_host, hc_via;
     std::optional<uint32_t> hc_unhealthy, hc_healthy;
     std::optional<uint16_t> hc_port;
     auto* set_health = lb->add_subcommand(
@@ -243,6 +243,9 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
     set_health->add_option("--timeout", hc_timeout, "Time a check may take, below the interval")->type_name("DURATION");
     set_health->add_option("--unhealthy-threshold", hc_unhealthy, "Consecutive failures before down")->type_name("N");
     set_health->add_option("--healthy-threshold", hc_healthy, "Consecutive successes before up")->type_name("N");
+    set_health->add_option("--via", hc_via, "direct (probe each backend's address) or tunnel (probe the VIP, "
+                                            "encapsulated to each backend as client traffic is)")
+        ->type_name("HOW");
 
     auto* set_weight = lb->add_subcommand(
         "set-weight", "Change a backend's weight: its share of new flows. Weight 0 drains it: no new flows, "
@@ -380,6 +383,7 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         put("host", hc_host);
         put("interval", hc_interval);
         put("timeout", hc_timeout);
+        put("via", hc_via);
         if (hc_port)
             req["port"] = *hc_port;
         if (hc_unhealthy)

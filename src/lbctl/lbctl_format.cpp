@@ -212,7 +212,7 @@ std::string format_status(const json& r)
     std::string interfaces;
     for (const auto& itf : array_field(r, "interfaces"))
         interfaces += (interfaces.empty() ? "" : ", ") + cell(itf, "name") + " (XDP " + cell(itf, "mode") + ")";
-    return format_fields({
+    std::vector<std::pair<std::string, std::string>> fields{
         {"daemon", daemon},
         {"uptime", up ? format_uptime(*up) : cell(r, "uptime_s")},
         {"config file", cell(r, "config_file")},
@@ -220,7 +220,17 @@ std::string format_status(const json& r)
         {"pin path", cell(r, "pin_path")},
         {"interfaces", interfaces.empty() ? "none" : interfaces},
         {"VIPs", cell(r, "vips")},
-    });
+    };
+    // The health-check tunnel: backends probed via tunnel, and the packet
+    // counters that moved.
+    if (const json* t = field(r, "probe_tunnel"); t && t->is_object()) {
+        std::string tunnel = cell(*t, "marks") + " backends via tunnel (marks " + cell(*t, "mark_range") + ")";
+        for (const auto& [key, v] : t->items())
+            if (key != "marks" && key != "mark_range" && v.is_number_unsigned() && v.get<uint64_t>() > 0)
+                tunnel += ", " + printable(key) + " " + std::to_string(v.get<uint64_t>());
+        fields.emplace_back("health tunnel", tunnel);
+    }
+    return format_fields(fields);
 }
 
 std::string format_lb_list(const json& r)

@@ -17,11 +17,13 @@
 #include "health/checker.h"
 #include "lbd/control_server.h"
 #include "lbd/core/controller.h"
+#include "lbd/core/health_targets.h"
 #include "lbd/core/lb_state.h"
 #include "lbd/core/overrides.h"
 #include "lbd/core/reload.h"
 #include "lbd/kernel/datapath.h"
 #include "lbd/kernel/neigh.h"
+#include "lbd/kernel/probe_tunnel.h"
 #include "lbd/state_store.h"
 #include "lbd_version.h"
 
@@ -126,13 +128,17 @@ public:
         for (const auto& line : state_.apply(effective))
             spdlog::info("{}", line);
         persist();
-        refresh_health_targets();
         for (const auto& iface : cfg_.datapath.interfaces)
             for (const auto& line : enable_forwarding(iface))
                 spdlog::info("{}", line);
         spdlog::info("datapath clock: {}", dp_.clock());
+        // The tunnel before XDP: should XDP fail, it goes with this object.
+        tunnel_ = std::make_unique<ProbeTunnel>(cfg_.datapath);
+        for (const auto& line : tunnel_->attach())
+            spdlog::info("{}", line);
         for (const auto& line : dp_.attach())
             spdlog::info("{}", line);
+        refresh_health_targets();
         if (cfg_.bgp.enabled)
             start_bgp();
 
@@ -288,23 +294,33 @@ private:
         return {{"ok", true}, {"maintenance", on}, {"file", f}};
     }
 
-    /// Health-check targets for every backend of every VIP with a health section.
+    /// Health-check targets for every backend of every VIP with a health
+    /// section; the tunnel's map follows the backends probed via tunnel.
     void refresh_health_targets()
     {
-        std::vector<health::Target> targets;
-        for (const auto& e : effective_vips(cfg_.vips, overrides_)) {
-            if (!e.vip.health)
-                continue;
-            for (const auto& b : e.vip.backends) {
-                health::Target t;
-                t.vip = e.vip.name;
-                t.address = b.address;
-                t.port = b.health_port.value_or(b.port);
-                t.config = *e.vip.health;
-                targets.push_back(std::move(t));
+        const auto vips = vips_of(effective_vips(cfg_.vips, overrides_));
+        ProbeMarks::Change change;
+        try {
+            change = marks_.assign(tunnel_backends(vips));
+            for (const auto& [mark, backend] : change.put) {
+                tunnel_->put(mark, backend);
+                spdlog::info("health: backend {} probed via tunnel, mark 0x{:08x}", backend.str(), mark);
             }
+        } catch (const std::exception& e) {
+            // Validation keeps the backends within the range and the map;
+            // a probe without its map entry is dropped by the tunnel.
+            spdlog::error("health: the tunnel's marks: {}", e.what());
         }
-        checker_.set_targets(std::move(targets));
+        // Probes of freed marks stop here, before their entries go.
+        checker_.set_targets(health_targets(vips, marks_));
+        for (uint32_t mark : change.remove) {
+            try {
+                tunnel_->remove(mark);
+            } catch (const std::exception& e) {
+                spdlog::error("health: {}", e.what());
+            }
+            spdlog::info("health: mark 0x{:08x} freed (no longer probed via tunnel)", mark);
+        }
     }
 
     json health_of(const std::string& vip, const IpAddr& address) const
@@ -315,6 +331,7 @@ private:
             auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
             json j{{"state", health::to_string(t.state)},
                    {"type", health::to_string(t.type)},
+                   {"via", health::to_string(t.via)},
                    {"port", t.port},
                    {"checks", t.checks},
                    {"time_in_state_s", secs(t.time_in_state)},
@@ -322,6 +339,8 @@ private:
                    {"last_reason", t.last_reason}};
             if (t.last_check)
                 j["last_check_ago_s"] = secs(health::Clock::now() - *t.last_check);
+            if (auto mark = t.via == health::Via::Tunnel ? marks_.mark_of(address) : std::nullopt)
+                j["mark"] = *mark;
             return j;
         }
         return nullptr;
@@ -333,8 +352,15 @@ private:
         for (const auto& a : dp_.attachments())
             ifaces.push_back({{"name", a.iface}, {"mode", to_string(a.mode)}});
         const auto up = std::chrono::steady_clock::now() - started_;
+        json tunnel = {{"marks", marks_.marks().size()}, {"mark_range", cfg_.datapath.probe_marks.str()}};
+        if (tunnel_) {
+            const auto c = tunnel_->counters();
+            for (unsigned i = 0; i < c.size(); i++)
+                tunnel[lbd_hc_counter_name(i)] = c[i];
+        }
         return {{"version", LBD_VERSION},
                 {"pid", getpid()},
+                {"probe_tunnel", tunnel},
                 {"uptime_s", std::chrono::duration<double>(up).count()},
                 {"config_file", path_},
                 {"state_dir", cfg_.control.state_dir},
@@ -413,6 +439,14 @@ private:
             if (c[i])
                 line += std::string(" ") + lbd_counter_name(i) + "=" + std::to_string(c[i]);
         spdlog::info("counters:{}", line.empty() ? " (none)" : line);
+        if (tunnel_) {
+            const auto h = tunnel_->counters();
+            line.clear();
+            for (unsigned i = 0; i < h.size(); i++)
+                if (h[i])
+                    line += std::string(" ") + lbd_hc_counter_name(i) + "=" + std::to_string(h[i]);
+            spdlog::info("health-check tunnel:{}", line.empty() ? " (none)" : line);
+        }
         for (const auto& [name, v] : state_.vips()) {
             const auto s = dp_.vip_stats(v.vip_id);
             spdlog::info("vip {}: packets={} bytes={} new_flows={}", name, s.packets, s.bytes, s.new_flows);
@@ -432,6 +466,8 @@ private:
     StateStore store_;
     Overrides overrides_;
     DatapathStats stats_;
+    ProbeMarks marks_{cfg_.datapath.probe_marks};
+    std::unique_ptr<ProbeTunnel> tunnel_;  // detached after the checker (below) stopped its probes
     health::HealthChecker checker_{io_};
     std::unique_ptr<bgp::BgpSpeaker> speaker_;
     std::unique_ptr<bgp::MaintenanceWatch> maint_;
@@ -450,6 +486,9 @@ int run_daemon(const std::string& config_path, Config cfg)
 
 int detach_datapath(const std::string& pin_path)
 {
+    // The tunnel's filters first: its pin is how they are found.
+    for (const auto& line : ProbeTunnel::remove_pinned(pin_path))
+        spdlog::info("{}", line);
     for (const auto& line : Datapath::remove_pins(pin_path))
         spdlog::info("{}", line);
     return 0;

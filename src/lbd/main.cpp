@@ -33,12 +33,17 @@ re-reads the config file and applies the difference live; a config with
 errors, or one that changes a key needing a restart, is refused and the
 running state is kept.
 
+While it runs, lbd also has a TC egress program on its interfaces that
+encapsulates the probes of `via: tunnel` health checks (the default is
+`via: direct`); it is detached when lbd exits (docs/health.md).
+
   --config FILE        run with this YAML config (see etc/lbd.yaml)
   --check-config FILE  validate FILE, print every error with its line, exit
                        0 if valid and 2 if not; nothing is loaded or attached
   --detach             remove the XDP attachments and pinned maps of the lbd
-                       that uses this config's pin_path (or --pin-path DIR);
-                       this drops its connection table. Stop lbd first.
+                       that uses this config's pin_path (or --pin-path DIR),
+                       and the TC filter a crashed lbd left; this drops its
+                       connection table. Stop lbd first.
   --pin-path DIR       with --detach: the pin directory, without a config
   --log-level LEVEL    trace, debug, info (default), warn, error
   --version            print the version

@@ -46,6 +46,8 @@ TARGETS.yaml:
       port: 80                # the service port; health.port overrides it
       mark: 0x10              # optional SO_MARK
       source: 198.18.2.1      # optional source address to bind
+      tunnel_to: 198.18.1.100 # optional: probe this address (the VIP) with TTL 1,
+                              # for lbd's TC program to encapsulate by `mark`
       health: {type: http, interval: 500ms, timeout: 200ms, path: /healthz}
 The health mapping is a VIP's health section (see docs/health.md).
 Exit status: 0 after SIGTERM/SIGINT, 2 for usage or file errors.
@@ -89,7 +91,7 @@ bool load(const std::string& file, std::vector<Target>& out, std::string& errors
                 auto path = at("targets", i);
                 r.note_line(path, line_of(item));
                 auto& t = targets.emplace_back();
-                auto tf = r.fields(item, path, {"vip", "address", "port", "mark", "source", "health"});
+                auto tf = r.fields(item, path, {"vip", "address", "port", "mark", "source", "tunnel_to", "health"});
                 if (!tf)
                     continue;
                 if (auto v = r.require(*tf, path, "vip"))
@@ -108,9 +110,15 @@ bool load(const std::string& file, std::vector<Target>& out, std::string& errors
                 }
                 if (auto v = find(*tf, "source"))
                     t.source = r.address(*v, path + ".source");
+                if (auto v = find(*tf, "tunnel_to"))
+                    t.tunnel_to = r.address(*v, path + ".tunnel_to");
                 if (auto v = find(*tf, "health"))
                     read_health(r, *v, path + ".health", t.config);
                 validate_health(r, t.config, path + ".health");
+                // lbd gives the marks and the VIP; here the file must.
+                if (t.config.via == health::Via::Tunnel && (!t.tunnel_to || !t.mark) &&
+                    !r.failed.contains(path + ".health.via"))
+                    r.error(path + ".health.via", "tunnel needs tunnel_to (the VIP) and mark");
                 if (!t.config.port && t.port == 0 && t.config.type != CheckType::Icmp &&
                     !r.failed.contains(path + ".port"))
                     r.error(path + ".port", "is required (or health.port)");

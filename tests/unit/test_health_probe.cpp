@@ -15,12 +15,15 @@
 #include <sys/socket.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
+#include <thread>
 
 #include "health/dns_wire.h"
 #include "health/probe.h"
@@ -416,4 +419,54 @@ TEST(HealthProbe, MarkAndSourceAreApplied)
         EXPECT_TRUE(marked.ok) << marked.reason;
     else
         EXPECT_TRUE(marked.ok || marked.reason.starts_with("SO_MARK")) << marked.reason;
+}
+
+TEST(HealthProbe, TunnelToIsWhereTheProbeGoesWithTtl1)
+{
+    // A UDP server on loopback that notes the TTL of what it receives.
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    int on = 1;
+    ASSERT_EQ(::setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof on), 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+    int ttl = -1;
+    std::thread server([&] {
+        char buf[64], ctrl[64];
+        sockaddr_in from{};
+        iovec iov{buf, sizeof buf};
+        msghdr m{};
+        m.msg_name = &from;
+        m.msg_namelen = sizeof from;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctrl;
+        m.msg_controllen = sizeof ctrl;
+        const ssize_t n = ::recvmsg(fd, &m, 0);
+        if (n < 0)
+            return;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL)
+                std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+        ::sendto(fd, "pong", 4, 0, reinterpret_cast<sockaddr*>(&from), m.msg_namelen);
+    });
+
+    asio::io_context io;
+    auto t = target(CheckType::Udp, ntohs(sa.sin_port));
+    t.address = *IpAddr::parse("192.0.2.1");    // the backend: not where the packets go
+    t.tunnel_to = *IpAddr::parse("127.0.0.1");  // the VIP
+    t.config.payload = "ping";
+    EXPECT_EQ(t.probe_address(), *t.tunnel_to);
+    EXPECT_EQ(t.endpoint(), "192.0.2.1:" + std::to_string(ntohs(sa.sin_port))) << "logs name the backend";
+    auto r = probe_once(io, t);
+    server.join();
+    ::close(fd);
+    EXPECT_TRUE(r.ok) << r.reason;
+    EXPECT_EQ(ttl, 1) << "only lbd's TC program gets a tunnelled probe anywhere";
 }

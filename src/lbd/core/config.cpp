@@ -67,6 +67,51 @@ std::string algorithm_names()
     return out;
 }
 
+std::optional<MarkRange> MarkRange::parse(std::string_view text)
+{
+    auto number = [](std::string_view t) -> std::optional<uint32_t> {
+        int base = 10;
+        if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+            t.remove_prefix(2);
+            base = 16;
+        }
+        uint32_t v = 0;
+        auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v, base);
+        if (t.empty() || ec != std::errc{} || end != t.data() + t.size())
+            return std::nullopt;
+        return v;
+    };
+    auto slash = text.find('/');
+    if (slash == text.npos)
+        return std::nullopt;
+    auto value = number(text.substr(0, slash));
+    auto mask = number(text.substr(slash + 1));
+    if (!value || !mask)
+        return std::nullopt;
+    return MarkRange{*value, *mask};
+}
+
+std::string MarkRange::str() const
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "0x%08x/0x%08x", value, mask);
+    return buf;
+}
+
+std::string MarkRange::problem() const
+{
+    const uint32_t free = ~mask;
+    if ((free & (free + 1)) != 0)
+        return "the mask must be leading ones then zeros (such as 0xffff0000), not " + str().substr(11);
+    if (free == 0)
+        return "the mask leaves no bit free: the range holds no mark";
+    if ((value & free) != 0)
+        return "the value has bits outside the mask";
+    if (value == 0)
+        return "the value must not be 0: the range would hold the small marks other tools use";
+    return {};
+}
+
 std::string ConfigError::str(const std::string& file) const
 {
     std::string out;
@@ -140,6 +185,7 @@ public:
             error("vips", 0, std::to_string(backends) + " backends in total but datapath.max_backends is " +
                                  std::to_string(dp.max_backends));
         vips(cfg.vips);
+        probe_marks(cfg);
         if (cfg.bgp.enabled) {
             std::vector<bgp::VipRoute> routes;
             for (const auto& v : cfg.vips)
@@ -222,8 +268,28 @@ private:
                 error(key, 0, "must be an absolute path");
         if (!bad("control.group") && cfg_control_->group.find_first_of(" /:\n") != std::string::npos)
             error("control.group", 0, "'" + cfg_control_->group + "' is not a group name");
+        if (!bad("datapath.probe_marks"))
+            if (auto why = dp.probe_marks.problem(); !why.empty())
+                error("datapath.probe_marks", 0, "'" + dp.probe_marks.str() + "': " + why);
         encap_source("datapath.encap_source_v4", dp.encap_source_v4, Family::V4, kMinEncapPrefixV4);
         encap_source("datapath.encap_source_v6", dp.encap_source_v6, Family::V6, kMinEncapPrefixV6);
+    }
+
+    /// Every backend probed `via: tunnel` needs a mark of its own.
+    void probe_marks(const Config& cfg)
+    {
+        const auto& r = cfg.datapath.probe_marks;
+        if (bad("datapath.probe_marks") || !r.problem().empty())
+            return;
+        std::set<IpAddr> tunnelled;
+        for (const auto& vip : cfg.vips)
+            if (vip.health && vip.health->via == health::Via::Tunnel)
+                for (const auto& be : vip.backends)
+                    tunnelled.insert(be.address);
+        if (tunnelled.size() > r.capacity())
+            error("datapath.probe_marks", 0,
+                  std::to_string(tunnelled.size()) + " backends are probed via tunnel, but " + r.str() +
+                      " holds " + std::to_string(r.capacity()) + " marks (one per backend)");
     }
 
     void encap_source(const std::string& key, const std::optional<Prefix>& p, Family family, int min_len)
@@ -261,13 +327,9 @@ private:
                               "): address, port and protocol must be unique");
             }
             backends(vip, path, port_ok);
-            if (vip.health) {
+            if (vip.health)
                 for (auto& e : health::validate_health(*vip.health, path + ".health", failed_))
                     errors_.push_back(std::move(e));
-                if (vip.health->via == health::Via::Tunnel)
-                    error(path + ".health.via", vip.line,
-                          "via: tunnel is not supported by this version of lbd (use direct)");
-            }
             scheduling(vip, path);
         }
     }
@@ -388,7 +450,7 @@ private:
     {
         auto f = fields(node, "datapath",
                         {"interfaces", "xdp_mode", "conntrack_size", "maglev_ring_size", "hash_seed", "pin_path",
-                         "encap_source_v4", "encap_source_v6", "max_vips", "max_backends"});
+                         "encap_source_v4", "encap_source_v6", "max_vips", "max_backends", "probe_marks"});
         if (!f)
             return;
         auto& dp = cfg.datapath;
@@ -429,6 +491,14 @@ private:
             integer(*n, "datapath.max_vips", kMaxVips, dp.max_vips);
         if (auto n = find(*f, "max_backends"))
             integer(*n, "datapath.max_backends", kMaxBackends, dp.max_backends);
+        if (auto n = find(*f, "probe_marks"))
+            if (auto s = text(*n, "datapath.probe_marks", "VALUE/MASK such as 0x4c420000/0xffff0000")) {
+                if (auto r = MarkRange::parse(*s))
+                    dp.probe_marks = *r;
+                else
+                    error("datapath.probe_marks",
+                          "'" + *s + "' is not VALUE/MASK (such as 0x4c420000/0xffff0000)");
+            }
     }
 
     void control(const YAML::Node& node)

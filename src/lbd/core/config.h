@@ -68,6 +68,25 @@ struct VipConfig {
     int line = 0;
 };
 
+/// A range of socket marks: every mark m with (m & mask) == value, m != value.
+/// The mask is leading ones and the marks differ in the low bits it leaves
+/// free ("0x4c420000/0xffff0000": 0x4c420001 to 0x4c42ffff).
+struct MarkRange {
+    uint32_t value = 0x4c420000;  // "LB"
+    uint32_t mask = 0xffff0000;
+
+    /// "0x4c420000/0xffff0000" (hex or decimal); syntax only, see problem().
+    static std::optional<MarkRange> parse(std::string_view text);
+    std::string str() const;
+    /// Why this is not a usable range, or empty.
+    std::string problem() const;
+    /// How many marks it holds (value + 1 to value + capacity()).
+    uint32_t capacity() const { return ~mask; }
+    /// The i-th mark, 1 <= i <= capacity().
+    uint32_t mark(uint32_t i) const { return value | i; }
+    bool operator==(const MarkRange&) const = default;
+};
+
 struct DatapathConfig {
     std::vector<std::string> interfaces;
     XdpMode xdp_mode = XdpMode::Auto;
@@ -79,6 +98,7 @@ struct DatapathConfig {
     std::optional<Prefix> encap_source_v6;
     uint32_t max_vips = 256;        // sizes of the BPF maps
     uint32_t max_backends = 4096;
+    MarkRange probe_marks;          // `via: tunnel` health probes (docs/health.md#via)
 };
 
 struct ControlConfig {

@@ -389,6 +389,15 @@ json Controller::set_health(const json& r)
         }
         if (auto it = r.find("command"); it != r.end() && it->is_array())
             h.command = it->get<std::vector<std::string>>();
+        if (auto it = r.find("via"); it != r.end()) {
+            const std::string via = it->is_string() ? it->get<std::string>() : std::string();
+            if (via == "direct")
+                h.via = health::Via::Direct;
+            else if (via == "tunnel")
+                h.via = health::Via::Tunnel;
+            else
+                throw Refused("'via' must be direct or tunnel");
+        }
         v.health = h;
     }
     Overrides next = ov_;

@@ -17,6 +17,7 @@ std::vector<std::string> restart_only_changes(const DatapathConfig& a, const Dat
     cmp(a.pin_path == b.pin_path, "pin_path");
     cmp(a.max_vips == b.max_vips, "max_vips");
     cmp(a.max_backends == b.max_backends, "max_backends");
+    cmp(a.probe_marks == b.probe_marks, "probe_marks");
     return keys;  // encap_source_v4/v6 and all of vips: apply live
 }
 

@@ -39,3 +39,5 @@ static_assert(sizeof(lbd_neigh_event) == 24);
 static_assert(sizeof(lbd_meta) == 24);
 static_assert(sizeof(lbd_nexthop) == 56);
 static_assert(offsetof(lbd_nexthop, src) == 24);
+static_assert(sizeof(lbd_hc_target) == 20);
+static_assert(offsetof(lbd_hc_target, family) == 16);
