@@ -42,10 +42,20 @@ inline uint64_t thread_cpu_ns()
 }
 
 /// Wall and CPU time of a stretch of code.
+inline uint64_t process_cpu_ns()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
 struct Stopwatch {
-    uint64_t wall0 = now_ns(), cpu0 = thread_cpu_ns();
+    uint64_t wall0 = now_ns(), cpu0 = thread_cpu_ns(), proc0 = process_cpu_ns();
     double wall_ms() const { return double(now_ns() - wall0) / 1e6; }
+    /// This thread's CPU time.
     double cpu_ms() const { return double(thread_cpu_ns() - cpu0) / 1e6; }
+    /// Every thread's of the process.
+    double process_cpu_ms() const { return double(process_cpu_ns() - proc0) / 1e6; }
 };
 
 /// The q-quantile (0..1) of `v` by nearest rank; v is copied.

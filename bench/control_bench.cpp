@@ -224,7 +224,7 @@ int main(int argc, char** argv)
             auto timed = [](auto&& f) {
                 lbb::Stopwatch w;
                 f();
-                return Times{w.wall_ms(), w.cpu_ms()};
+                return Times{w.wall_ms(), w.process_cpu_ms()};
             };
             std::unique_ptr<lbd::Datapath> dpp;
             const Times load = timed([&] { dpp = std::make_unique<lbd::Datapath>(dc, lbd::Pinning::None); });
@@ -288,8 +288,9 @@ int main(int argc, char** argv)
             add_row("  one whole ring written, 65537 slots (median)",
                     t2s({lbb::median(write_wall), lbb::median(write_cpu)}, "%.2f"), "-");
             t1.print();
-            std::printf("  CPU: this thread's user + system time (wall time also counts time other "
-                        "processes held the CPU).\n\n");
+            std::printf("  CPU: the process's user + system time, all threads (a reload builds rings on "
+                        "one worker per CPU);\n  wall time also counts time other processes held the CPU. "
+                        "Load average now: %s\n\n", lbb::load_line().c_str());
             lbb::Table tm({"memory", "value", "target"});
             auto& t1m = tm;
             t1m.add({"VmRSS at start", mib(double(rss0) * 1024), "-"});

@@ -91,6 +91,39 @@ TEST(Maglev, FixedOutput)
     EXPECT_EQ(build_ring(w, 17), (std::vector<uint32_t>{8, 7, 8, 7, 8, 7, 8, 8, 8, 8, 7, 7, 8, 8, 8, 8, 7}));
 }
 
+uint64_t fnv(const std::vector<uint32_t>& ring)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t id : ring)
+        for (int i = 0; i < 4; i++)
+            h = (h ^ ((id >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+    return h;
+}
+
+TEST(Maglev, FixedOutputFullSize)
+{
+    // Full-size rings, pinned by a hash of their slots: a faster build must
+    // give every slot to the same backend as before (LB nodes of different
+    // versions share a fleet).
+    auto weighted = [](size_t n, uint32_t (*w)(uint32_t)) {
+        auto b = make_backends(n);
+        for (uint32_t i = 0; i < n; i++)
+            b[i].weight = w(i);
+        return b;
+    };
+    const uint64_t got[] = {
+        fnv(build_ring(make_backends(10), kM)),
+        fnv(build_ring(make_backends(1000), kM)),
+        fnv(build_ring(weighted(1000, [](uint32_t i) { return uint32_t(1 + i % 5); }), kM)),
+        fnv(build_ring(weighted(100, [](uint32_t i) { return uint32_t(1 + i % 100); }), kM)),
+        fnv(build_ring(weighted(7, [](uint32_t i) { return i == 3 ? 0u : i * i + 1; }), 1021)),
+    };
+    const uint64_t want[] = {0x37cdbf4ef0782773ull, 0xa362a8dbfb9101ffull, 0x8ac7deb82e83aeafull,
+                             0xdca036269a0e5eb0ull, 0x85265394f237b670ull};
+    for (size_t i = 0; i < std::size(want); i++)
+        EXPECT_EQ(got[i], want[i]) << "case " << i;
+}
+
 TEST(Maglev, EverySlotFilled)
 {
     for (size_t n : {1, 2, 7, 100}) {

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <exception>
 #include <thread>
 #include <arpa/inet.h>
@@ -165,6 +169,20 @@ std::vector<uint32_t> LbState::build_ring(const VipState& v) const
     return maglev::build_ring(in, ring_size_);
 }
 
+/// Nothing about the VIP's backends changed (set, weights, sorry, health):
+/// its ring and member lists stay as written.
+static bool backends_unchanged(const VipState& v, const VipConfig& cfg)
+{
+    if (v.backends.size() != cfg.backends.size() || v.health_checked != cfg.health.has_value())
+        return false;
+    for (const auto& c : cfg.backends) {
+        const BackendState* b = v.find(c.address);
+        if (!b || b->weight != c.weight || b->sorry != c.sorry || (!cfg.health && !b->up))
+            return false;
+    }
+    return true;
+}
+
 namespace {
 
 /// Runs f(0..n-1) on up to every CPU; the first exception thrown is rethrown.
@@ -200,6 +218,92 @@ void parallel_for(size_t n, F&& f)
         std::rethrow_exception(error);
 }
 
+/// Builds rings on worker threads, in the order they were submitted; take()
+/// waits for one. apply() writes VIP i on the calling thread while the
+/// workers build the rings of the VIPs after it. No workers: take() builds.
+class RingPipeline {
+public:
+    using Build = std::function<std::vector<uint32_t>(const VipState&)>;
+
+    RingPipeline(Build build, size_t threads) : build_(std::move(build))
+    {
+        for (size_t t = 0; t < threads; t++)
+            workers_.emplace_back([this] { run(); });
+    }
+    ~RingPipeline()
+    {
+        {
+            std::lock_guard l(mu_);
+            stop_ = true;
+        }
+        work_cv_.notify_all();
+    }
+
+    void submit(const VipState* v)
+    {
+        {
+            std::lock_guard l(mu_);
+            slots_.push_back(Slot{v, {}, nullptr, false});
+        }
+        work_cv_.notify_one();
+    }
+
+    /// The ring of the i-th VIP submitted (each taken once).
+    std::vector<uint32_t> take(size_t i)
+    {
+        std::unique_lock l(mu_);
+        if (workers_.empty()) {
+            const VipState* v = slots_[i].v;
+            l.unlock();
+            return build_(*v);
+        }
+        done_cv_.wait(l, [&] { return slots_[i].ready; });
+        if (slots_[i].error)
+            std::rethrow_exception(slots_[i].error);
+        return std::move(slots_[i].ring);
+    }
+
+private:
+    struct Slot {
+        const VipState* v;
+        std::vector<uint32_t> ring;
+        std::exception_ptr error;
+        bool ready;
+    };
+
+    void run()
+    {
+        std::unique_lock l(mu_);
+        while (true) {
+            work_cv_.wait(l, [&] { return stop_ || next_ < slots_.size(); });
+            if (stop_)
+                return;
+            Slot& s = slots_[next_++];
+            l.unlock();
+            std::vector<uint32_t> ring;
+            std::exception_ptr error;
+            try {
+                ring = build_(*s.v);
+            } catch (...) {
+                error = std::current_exception();
+            }
+            l.lock();
+            s.ring = std::move(ring);
+            s.error = error;
+            s.ready = true;
+            done_cv_.notify_all();
+        }
+    }
+
+    Build build_;
+    std::mutex mu_;
+    std::condition_variable work_cv_, done_cv_;
+    std::deque<Slot> slots_;  // a deque: a Slot& stays valid while others are added
+    size_t next_ = 0;
+    bool stop_ = false;
+    std::vector<std::jthread> workers_;  // last: joined before the rest goes
+};
+
 }  // namespace
 
 void LbState::build_rings(const std::vector<VipState*>& vs,
@@ -215,14 +319,6 @@ void LbState::build_rings(const std::vector<VipState*>& vs,
         for (size_t i = 0; i < n; i++)
             use(at + i, rings[i]);
     }
-}
-
-void LbState::finish(std::vector<Pending>& pending, std::vector<std::string>& log)
-{
-    std::vector<VipState*> vs;
-    for (const auto& p : pending)
-        vs.push_back(p.v);
-    build_rings(vs, [&](size_t i, const std::vector<uint32_t>& ring) { finish_one(pending[i], ring, log); });
 }
 
 void LbState::finish_one(Pending& p, const std::vector<uint32_t>& ring, std::vector<std::string>& log)
@@ -267,15 +363,39 @@ std::vector<std::string> LbState::apply(const std::vector<VipConfig>& vips)
             ++it;
         }
     }
-    std::vector<Pending> pending;
+    // Each new or changed VIP needs a ring (~1 ms at 65537 slots). With more
+    // than one, worker threads build them while this thread writes the
+    // VIPs before: a few rings ahead, so a large reload holds only a few.
+    size_t builds = 0;
     for (const auto& c : vips) {
         auto it = vips_.find(c.name);
-        if (it == vips_.end())
-            pending.push_back(add_vip(c));
-        else if (auto p = update_vip(it->second, c, log))
-            pending.push_back(std::move(*p));
+        builds += it == vips_.end() || !backends_unchanged(it->second, c);
     }
-    finish(pending, log);
+    const size_t threads = builds > 1 ? std::max(1u, std::thread::hardware_concurrency()) : 0;
+    RingPipeline rings([this](const VipState& v) { return build_ring(v); }, threads);
+    const size_t window = 2 * threads + 2;
+    std::deque<Pending> pending;
+    size_t finished = 0;
+    auto finish_next = [&] {
+        finish_one(pending.front(), rings.take(finished++), log);
+        pending.pop_front();
+    };
+    for (const auto& c : vips) {
+        auto it = vips_.find(c.name);
+        std::optional<Pending> p;
+        if (it == vips_.end())
+            p = add_vip(c);
+        else
+            p = update_vip(it->second, c, log);
+        if (!p)
+            continue;
+        rings.submit(p->v);
+        pending.push_back(std::move(*p));
+        while (pending.size() > window)
+            finish_next();
+    }
+    while (!pending.empty())
+        finish_next();
     return log;
 }
 
@@ -321,19 +441,6 @@ void LbState::delete_vip(const VipState& v, std::vector<std::string>& log)
     log.push_back("vip " + v.name + " deleted");
 }
 
-/// Nothing about the VIP's backends changed (set, weights, sorry, health):
-/// its ring and member lists stay as written.
-static bool backends_unchanged(const VipState& v, const VipConfig& cfg)
-{
-    if (v.backends.size() != cfg.backends.size() || v.health_checked != cfg.health.has_value())
-        return false;
-    for (const auto& c : cfg.backends) {
-        const BackendState* b = v.find(c.address);
-        if (!b || b->weight != c.weight || b->sorry != c.sorry || (!cfg.health && !b->up))
-            return false;
-    }
-    return true;
-}
 
 std::optional<LbState::Pending> LbState::update_vip(VipState& v, const VipConfig& cfg,
                                                    std::vector<std::string>& log)

@@ -117,10 +117,7 @@ private:
     /// update leaves the ring as it is (done already).
     Pending add_vip(const VipConfig& cfg);
     std::optional<Pending> update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
-    /// Builds the pending VIPs' rings (a few at a time, on every CPU: a
-    /// 65537-slot build takes about a millisecond) and writes each ring and
-    /// what must follow it, in the order of `p`.
-    void finish(std::vector<Pending>& p, std::vector<std::string>& log);
+    /// Writes a pending VIP's ring and what must follow it.
     void finish_one(Pending& p, const std::vector<uint32_t>& ring, std::vector<std::string>& log);
     /// use(i, ring of vs[i]) for every i in order; the rings are built a
     /// batch at a time on every CPU.
