@@ -88,9 +88,9 @@ double min_of(const std::vector<T>& v)
 }
 
 /// A field of /proc/self/status in KiB ("VmRSS", "VmHWM"), -1 if absent.
-inline long proc_status_kib(const std::string& field)
+inline long proc_status_kib(const std::string& field, const std::string& pid = "self")
 {
-    std::ifstream f("/proc/self/status");
+    std::ifstream f("/proc/" + pid + "/status");
     std::string line;
     while (std::getline(f, line))
         if (line.rfind(field + ":", 0) == 0)

@@ -28,6 +28,11 @@
 // exit status 1. Time never does.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,10 +41,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "bench_common.h"
+#include "bench_netns.h"
 #include "common/addr.h"
 #include "common/maglev.h"
 #include "lbd/core/lb_state.h"
@@ -180,10 +188,251 @@ std::string mib(double bytes) { return lbb::fmt("%.1f MiB", bytes / (1024.0 * 10
 
 }  // namespace
 
+// ------------------------------------------------------------ 3. through lbd
+
+/// One connection to lbd's control socket: a JSON line out, a JSON line in.
+class ControlClient {
+public:
+    explicit ControlClient(const std::string& path)
+    {
+        fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+        if (fd_ < 0 || connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            const int err = errno;
+            if (fd_ >= 0)
+                close(fd_);
+            throw std::runtime_error("connecting to " + path + ": " + std::strerror(err));
+        }
+    }
+    ~ControlClient() { close(fd_); }
+    nlohmann::json call(const nlohmann::json& req)
+    {
+        const std::string line = req.dump() + "\n";
+        for (size_t done = 0; done < line.size();) {
+            const ssize_t n = write(fd_, line.data() + done, line.size() - done);
+            if (n <= 0)
+                throw std::runtime_error("writing to the control socket");
+            done += size_t(n);
+        }
+        size_t nl;
+        while ((nl = buf_.find('\n')) == std::string::npos) {
+            char b[65536];
+            const ssize_t n = read(fd_, b, sizeof b);
+            if (n <= 0)
+                throw std::runtime_error("lbd closed the control connection");
+            buf_.append(b, size_t(n));
+        }
+        auto out = nlohmann::json::parse(buf_.substr(0, nl));
+        buf_.erase(0, nl + 1);
+        return out;
+    }
+
+private:
+    int fd_ = -1;
+    std::string buf_;
+};
+
+std::string config_yaml(const std::string& pin, const std::string& dir, uint32_t max_vips,
+                        uint32_t max_backends, const std::string& vips_yaml)
+{
+    return "datapath:\n  interfaces: [" + std::string(lbb::kDev) + "]\n  xdp_mode: native\n" +
+           "  conntrack_size: 65536\n  max_vips: " + std::to_string(max_vips) +
+           "\n  max_backends: " + std::to_string(max_backends) + "\n  pin_path: " + pin +
+           "\ncontrol:\n  socket: " + dir + "/lbd.sock\n  state_dir: " + dir + "/state\n" + vips_yaml;
+}
+
+/// VIPs of 198.18.64.0/18 (port 80), backends of 198.19.0.0/16 (routed on lbb0).
+std::string vips_yaml(uint32_t nvips, uint32_t per_vip)
+{
+    std::string y = "vips:\n";
+    for (uint32_t i = 0; i < nvips; i++) {
+        char head[160];
+        std::snprintf(head, sizeof head, "  - name: vip%04u\n    address: 198.18.%u.%u\n    port: 80\n    backends:\n",
+                      i, 64 + i / 250, 1 + i % 250);
+        y += head;
+        for (uint32_t k = 0; k < per_vip; k++) {
+            const uint32_t n = i * per_vip + k;
+            y += "      - {address: 198.19." + std::to_string(n / 250) + "." + std::to_string(1 + n % 250) + "}\n";
+        }
+    }
+    return y;
+}
+
+/// Backend ids the VIP's ring names, read from lbd's pinned maps.
+std::set<uint32_t> ring_ids(const std::string& pin, uint32_t vip_id)
+{
+    const int fd = bpf_obj_get((pin + "/ring").c_str());
+    if (fd < 0)
+        throw std::runtime_error("opening the pinned ring map under " + pin);
+    std::vector<uint32_t> ring(kRingSize);
+    const int rc = bpf_map_lookup_elem(fd, &vip_id, ring.data());
+    close(fd);
+    if (rc != 0)
+        throw std::runtime_error("reading the pinned ring map");
+    return {ring.begin(), ring.end()};
+}
+
+/// Part 3: the real lbd in a private network namespace (veth lbb0, native
+/// XDP), driven over its control socket as lbctl drives it. Returns false if
+/// a check failed.
+bool through_lbd(const std::string& lbd_bin, int changes, uint32_t nvips, uint32_t per_vip)
+{
+    if (auto err = lbb::make_bench_netns(); !err.empty())
+        throw std::runtime_error("network namespace: " + err);
+    char tmpl[] = "/tmp/control_bench.XXXXXX";
+    if (!mkdtemp(tmpl))
+        throw std::runtime_error("mkdtemp");
+    const std::string dir = tmpl;
+    const std::string pin = "/sys/fs/bpf/lbd-control-bench-" + std::to_string(getpid());
+    const std::string cfg = dir + "/lbd.yaml";
+    const uint32_t max_vips = nvips + 24, max_backends = nvips * per_vip + 240;
+    auto write_cfg = [&](const std::string& vips) {
+        std::ofstream(cfg) << config_yaml(pin, dir, max_vips, max_backends, vips);
+    };
+    // Start: one VIP of 100 backends.
+    write_cfg("vips:\n  - name: echo\n    address: 198.18.63.1\n    port: 7000\n    backends:\n" + [] {
+        std::string b;
+        for (int k = 0; k < 100; k++)
+            b += "      - {address: 198.19.200." + std::to_string(1 + k) + "}\n";
+        return b;
+    }());
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int log = open((dir + "/lbd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(log, 1);
+        dup2(log, 2);
+        execl(lbd_bin.c_str(), lbd_bin.c_str(), "--config", cfg.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    bool ok = true;
+    auto stop_lbd = [&] {
+        kill(pid, SIGTERM);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        const std::string out =
+            lbb::sh("'" + lbd_bin + "' --detach --config '" + cfg + "' >/dev/null && rm -rf '" + dir + "'");
+        if (!out.empty()) {
+            fail("cleaning up: " + out);
+            ok = false;
+        }
+    };
+    try {
+        std::unique_ptr<ControlClient> c;
+        for (int i = 0; i < 300 && !c; i++) {
+            try {
+                c = std::make_unique<ControlClient>(dir + "/lbd.sock");
+                if (!c->call({{"cmd", "status"}}).value("ok", false))
+                    c.reset();
+            } catch (const std::exception&) {
+                if (waitpid(pid, nullptr, WNOHANG) == pid)
+                    throw std::runtime_error("lbd exited at start; see its log");
+                usleep(50000);
+            }
+        }
+        if (!c)
+            throw std::runtime_error("lbd did not answer on its control socket within 15 s");
+
+        // 3a. add-backend / remove-backend requests, each checked in the
+        // pinned ring map once lbd has answered.
+        std::printf("== 3a. %d lb.add-backend / lb.remove-backend requests to the real lbd (control socket, "
+                    "VIP of 100 backends) ==\n", changes);
+        uint32_t vip_id = 0;
+        {
+            const int fd = bpf_obj_get((pin + "/vips").c_str());
+            lbd_vip_key k{}, next{};
+            lbd_vip_meta m{};
+            if (fd < 0 || bpf_map_get_next_key(fd, nullptr, &next) != 0 || bpf_map_lookup_elem(fd, &next, &m) != 0)
+                throw std::runtime_error("reading the pinned vips map");
+            (void)k;
+            vip_id = m.vip_id;
+            close(fd);
+        }
+        std::vector<double> all;
+        int bad = 0;
+        for (int i = 0; i < changes; i++) {
+            const bool add = i % 2 == 0;
+            const std::string be = "198.19.201." + std::to_string(1 + (i / 2) % 250) + ":7000";
+            nlohmann::json req = {{"cmd", add ? "lb.add-backend" : "lb.remove-backend"}, {"name", "echo"},
+                                  {"backend", be}};
+            if (!add)
+                req["force"] = false;
+            lbb::Stopwatch w;
+            const auto r = c->call(req);
+            all.push_back(w.wall_ms());
+            if (!r.value("ok", false)) {
+                fail("request " + std::to_string(i) + ": " + r.dump());
+                bad++;
+                break;
+            }
+            const size_t want = add ? 101 : 100;
+            if (const auto ids = ring_ids(pin, vip_id); ids.size() != want) {
+                fail("request " + std::to_string(i) + ": the ring names " + std::to_string(ids.size()) +
+                     " backends, not " + std::to_string(want));
+                bad++;
+                break;
+            }
+        }
+        ok &= bad == 0;
+        lbb::Table t({"request to lbd, answer received", "requests", "p50 ms", "p99 ms", "max ms", "target"});
+        t.add({"add-backend or remove-backend", std::to_string(all.size()), lbb::fmt("%.2f", lbb::quantile(all, 0.5)),
+               lbb::fmt("%.2f", lbb::quantile(all, 0.99)), lbb::fmt("%.2f", lbb::quantile(all, 1.0)), "p99 < 10 ms"});
+        t.print();
+        std::printf("  Round trip over the Unix socket: parse, apply to the maps, save state.json (write + rename),\n"
+                    "  answer. After each answer the ring map (pinned) is read: it names %s backends.\n\n",
+                    bad ? "NOT the expected" : "exactly the expected");
+
+        // 3b. Reload of a large config.
+        std::printf("== 3b. lbd reload: %u VIPs x %u backends (ring %u) ==\n", nvips, per_vip, kRingSize);
+        const long rss_before = lbb::proc_status_kib("VmRSS", std::to_string(pid));
+        write_cfg(vips_yaml(nvips, per_vip));
+        lbb::Stopwatch w;
+        const auto r = c->call({{"cmd", "reload"}});
+        const double ms = w.wall_ms();
+        const long rss_after = lbb::proc_status_kib("VmRSS", std::to_string(pid));
+        const long hwm = lbb::proc_status_kib("VmHWM", std::to_string(pid));
+        if (!r.value("ok", false)) {
+            fail("reload: " + r.dump().substr(0, 400));
+            ok = false;
+        }
+        const auto listed = c->call({{"cmd", "lb.list"}});
+        const size_t n = listed.value("vips", nlohmann::json::array()).size();
+        // The config's VIPs, and "echo": 3a's requests made it a live change,
+        // which stays on top of the config (docs/operations.md).
+        if (n != nvips + 1) {
+            fail("after the reload lbd lists " + std::to_string(n) + " VIPs, not " + std::to_string(nvips + 1));
+            ok = false;
+        }
+        lbb::Table t3({"what", "value", "target"});
+        t3.add({"reload request to answer (parse, validate, apply, save)", lbb::fmt("%.0f ms", ms), "< 1000 ms"});
+        t3.add({"lbd VmRSS before (1 VIP)", mib(double(rss_before) * 1024), "-"});
+        t3.add({"lbd VmRSS after the reload", mib(double(rss_after) * 1024), "< 64 MiB"});
+        t3.add({"lbd VmHWM (peak RSS)", mib(double(hwm) * 1024), "-"});
+        t3.add({"VIPs lbd lists afterwards (with 3a's echo)", std::to_string(n), std::to_string(nvips + 1)});
+        t3.print();
+        {
+            std::ifstream log(dir + "/lbd.log");
+            std::string line, applied;
+            while (std::getline(log, line))
+                if (line.find("reload applied") != std::string::npos)
+                    applied = line;
+            std::printf("  lbd's log: %s\n", applied.empty() ? "(no 'reload applied' line)" : applied.c_str());
+        }
+        std::printf("  %s at the end of part 3\n\n", lbb::load_line().c_str());
+    } catch (...) {
+        stop_lbd();
+        throw;
+    }
+    stop_lbd();
+    return ok;
+}
+
 int main(int argc, char** argv)
 {
     int changes = 1000;
     uint32_t nvips = 1000, per_vip = 10;
+    bool with_lbd = true;
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
         if (a == "--changes" && i + 1 < argc)
@@ -192,8 +441,11 @@ int main(int argc, char** argv)
             nvips = uint32_t(std::stoul(argv[++i]));
         else if (a == "--backends-per-vip" && i + 1 < argc)
             per_vip = uint32_t(std::stoul(argv[++i]));
+        else if (a == "--no-lbd")
+            with_lbd = false;
         else {
-            std::printf("usage: control_bench [--changes N] [--vips N] [--backends-per-vip N]\n");
+            std::printf("usage: control_bench [--changes N] [--vips N] [--backends-per-vip N] [--no-lbd]\n"
+                        "  --no-lbd  skip part 3 (the real lbd over its control socket)\n");
             return a == "-h" || a == "--help" ? 0 : 2;
         }
     }
@@ -375,8 +627,18 @@ int main(int argc, char** argv)
             t2.print();
             std::printf("  time from the call to its return, the maps written (synchronous bpf() "
                         "calls); the control socket and\n  the config parsing in front of it are not "
-                        "included. Ring slots moved per change: %.0f of %u (each read back).\n\n",
+                        "included (part 3 has them). Ring slots moved per change: %.0f of %u (each read back).\n\n",
                         changes ? double(moved) / changes : 0.0, kRingSize);
+        }
+        // ------------------------------------------------------ 3. through lbd
+        if (with_lbd) {
+            char exe[4096];
+            const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            const std::string self = n > 0 ? std::string(exe, size_t(n)) : std::string();
+            const std::string lbd_bin = self.substr(0, self.rfind('/')) + "/../lbd";
+            if (access(lbd_bin.c_str(), X_OK) != 0)
+                throw std::runtime_error(lbd_bin + " not found (build the lbd target)");
+            through_lbd(lbd_bin, changes, nvips, per_vip);
         }
         std::printf("control_bench: %.1f s, %s at the end\n", double(lbb::now_ns() - t_start) / 1e9,
                     lbb::load_line().c_str());

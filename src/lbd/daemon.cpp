@@ -373,6 +373,11 @@ private:
     json reload()
     {
         spdlog::info("reloading {}", path_);
+        using Clock = std::chrono::steady_clock;
+        const auto t0 = Clock::now();
+        auto ms = [](Clock::time_point a, Clock::time_point b) {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+        };
         auto refuse = [&](std::vector<std::string> errors) {
             for (const auto& e : errors)
                 spdlog::error("reload: {}", e);
@@ -412,11 +417,13 @@ private:
             state_.set_encap_sources(next.datapath.encap_source_v4, next.datapath.encap_source_v6);
             spdlog::info("encap sources updated");
         }
+        const auto t_checked = Clock::now();
         json changes = json::array();
         for (const auto& line : state_.apply(candidate.vips)) {
             spdlog::info("{}", line);
             changes.push_back(line);
         }
+        const auto t_applied = Clock::now();
         const bool new_watch = next.bgp.maintenance_file != cfg_.bgp.maintenance_file;
         cfg_ = std::move(next);
         persist();
@@ -427,7 +434,10 @@ private:
                 watch_maintenance();
             update_bgp();
         }
-        spdlog::info("reload applied: {} change{}", changes.size(), changes.size() == 1 ? "" : "s");
+        const auto t_done = Clock::now();
+        spdlog::info("reload applied: {} change{} in {} ms (read and check {} ms, maps {} ms, save and the rest {} ms)",
+                     changes.size(), changes.size() == 1 ? "" : "s", ms(t0, t_done), ms(t0, t_checked),
+                     ms(t_checked, t_applied), ms(t_applied, t_done));
         return {{"ok", true}, {"changes", changes}};
     }
 
