@@ -379,7 +379,7 @@ bool through_lbd(const std::string& lbd_bin, int changes, uint32_t nvips, uint32
         t.add({"add-backend or remove-backend", std::to_string(all.size()), lbb::fmt("%.2f", lbb::quantile(all, 0.5)),
                lbb::fmt("%.2f", lbb::quantile(all, 0.99)), lbb::fmt("%.2f", lbb::quantile(all, 1.0)), "p99 < 10 ms"});
         t.print();
-        std::printf("  Round trip over the Unix socket: parse, apply to the maps, save state.json (write + rename),\n"
+        std::printf("  Round trip over the Unix socket: parse, apply to the maps, save state.json (write, fsync, rename),\n"
                     "  answer. After each answer the ring map (pinned) is read: it names %s backends.\n\n",
                     bad ? "NOT the expected" : "exactly the expected");
 
