@@ -104,7 +104,8 @@ asio::awaitable<void> run_slot(std::shared_ptr<HealthChecker::Core> core, std::s
         auto interval = std::chrono::duration_cast<Clock::duration>(target->config.interval);
         auto offset = schedule_offset(target->vip, target->address, interval);
         auto not_before = std::max(Clock::now(), last_start + Clock::duration(1));
-        s->wait.expires_at(next_due(core->epoch, offset, interval, not_before));
+        const TimePoint due = next_due(core->epoch, offset, interval, not_before);
+        s->wait.expires_at(due);
         boost::system::error_code ec;
         co_await s->wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (gone())
@@ -115,6 +116,8 @@ asio::awaitable<void> run_slot(std::shared_ptr<HealthChecker::Core> core, std::s
         last_start = Clock::now();
         s->probing = true;
         ProbeResult r = co_await run_probe(*target, *s->ctl, core->env);
+        r.due = due;
+        r.started = last_start;
         s->probing = false;
         if (gone())
             break;

@@ -19,6 +19,7 @@
 
 #include "common/addr.h"
 #include "health/health_config.h"
+#include "health/state_machine.h"
 
 namespace lbd::health {
 
@@ -46,6 +47,10 @@ struct Target {
 struct ProbeResult {
     bool ok = false;
     std::string reason;  ///< "connected", "status 200", "refused", "timeout after 2s", ...
+    /// Set by the checker (not the probe): when the probe was due on the
+    /// target's schedule, and when it started.
+    TimePoint due{};
+    TimePoint started{};
 };
 
 /// Bounds the probes of one target, one at a time: a deadline per probe, and
