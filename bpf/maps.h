@@ -56,15 +56,18 @@ struct {
 } conntrack SEC(".maps");
 
 /* sched: vip_id -> lbd_sched, the members of a VIP that no ring schedules
- * (round-robin, weighted, least-conn, failover); written by lbd. A hash, not
- * an array: only such VIPs have an entry (6 KiB each), and an update
- * replaces the entry whole, so the program never sees half of one. */
+ * (round-robin, weighted, least-conn, failover); written by lbd, zeroed when
+ * the VIP goes back to a ring. An array, not a hash: its lookup is an index
+ * check the verifier inlines, where a hash lookup cost a new flow ~35 ns
+ * (docs/scheduling.md). lbd writes an entry in place, as it writes ring
+ * slots: a new flow in that microsecond may read a mix of both versions,
+ * each id a member of one of them or no backend (id 0); the program skips
+ * ids flagged down or invalid as ever. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lbd_sched);
 	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 } sched SEC(".maps");
 
 /* sched_cursor: vip_id -> per-CPU position in sched.seq (round-robin,

@@ -196,9 +196,9 @@ void BpfMapWriter::put_sched(uint32_t vip_id, const lbd_sched& s)
 
 void BpfMapWriter::delete_sched(uint32_t vip_id)
 {
-    int rc = bpf_map__delete_elem(skel_->maps.sched, &vip_id, sizeof vip_id, 0);
-    if (rc < 0 && errno != ENOENT)
-        check(rc, "deleting from the sched map");
+    static const lbd_sched empty{};  // an array: no entry to delete
+    check(bpf_map__update_elem(skel_->maps.sched, &vip_id, sizeof vip_id, &empty, sizeof empty, BPF_ANY),
+          "clearing the sched map entry");
 }
 
 void BpfMapWriter::put_backend_weight(uint32_t id, uint32_t weight)
