@@ -406,6 +406,29 @@ TEST_F(Scheduling, LeastConnPassesOverTheLeastLoadedWhenItIsFlaggedDown)
     EXPECT_ACTION(run(tcp_syn(kClient4, 22000, kRrVip)), XDP_DROP);
 }
 
+TEST_F(Scheduling, LeastConnCountersLbdWritesAreThoseTheProgramReads)
+{
+    // lbd writes single counters through its mapping of lc_active (the
+    // re-count, a new id's zero); the program indexes the same value.
+    add("lc", kRrVip, Algorithm::LeastConn, {"198.18.61.10", "198.18.61.11"});
+    auto& lc = static_cast<lbd::BpfMapWriter&>(dp().writer()).lc_counters();
+    const uint32_t a = backend_id("lc", kB[0]), b = backend_id("lc", kB[1]);
+    lc.set(a, 5);
+    EXPECT_EQ(count(syns(kClient4, 20000, 5)), (std::map<lbd::IpAddr, int>{{kB[1], 5}}));
+    EXPECT_EQ(lc_active("lc", kB[1]), 5);
+    lc.set(b, 9);
+    EXPECT_EQ(count(syns(kClient4, 21000, 4)), (std::map<lbd::IpAddr, int>{{kB[0], 4}}));
+    EXPECT_EQ(lc_active("lc", kB[0]), 9);
+    // The first and the last id the map holds; none outside it.
+    lc.set(1, 7);
+    lc.set(kMaxBackends, 8);
+    EXPECT_EQ(lc.get(1), 7);
+    EXPECT_EQ(lc.get(kMaxBackends), 8);
+    lc.set(0, 3);
+    EXPECT_EQ(lc.get(0), 0);
+    EXPECT_EQ(lc.get(kMaxBackends + 1), 0) << "64 counters: the value is rounded to a power of two";
+}
+
 TEST_F(Scheduling, LeastConnMovesOffADownBackendAndItsCountFollows)
 {
     add("lc", kRrVip, Algorithm::LeastConn, {"198.18.61.10", "198.18.61.11"});
