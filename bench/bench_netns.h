@@ -7,6 +7,7 @@
 //   lbb0 02:00:00:00:00:01  198.18.60.1/24  fd00:1b:60::1/64  <-veth->  lbb1
 //   next hop 198.18.60.254 / fd00:1b:60::fe = 02:00:00:00:00:fe (permanent)
 //   198.19.0.0/16, fd00:1b:61::/64 via the next hop (backends)
+//   10.0.0.0/8 via the next hop (the scheduling section's backends 10.k.8.0)
 //
 // The namespace is entered once with unshare(CLONE_NEWNET), before any
 // thread is started, and dies with the process.
@@ -69,6 +70,7 @@ inline std::string make_bench_netns()
         "ip neigh replace 198.18.60.254 lladdr 02:00:00:00:00:fe dev lbb0 nud permanent",
         "ip -6 neigh replace fd00:1b:60::fe lladdr 02:00:00:00:00:fe dev lbb0 nud permanent",
         "ip route add 198.19.0.0/16 via 198.18.60.254 dev lbb0",
+        "ip route add 10.0.0.0/8 via 198.18.60.254 dev lbb0",
         "ip -6 route add fd00:1b:61::/64 via fd00:1b:60::fe dev lbb0",
     };
     for (const char* c : cmds)

@@ -1,7 +1,8 @@
 // xdp_bench: the XDP program's own cost per packet, path by path.
 //
 //   sudo build/bench/xdp_bench [--iterations N] [--reps R] [--batch B]
-//        [--single-runs N] [--baseline FILE] [--no-conntrack-compare] [--quick]
+//        [--single-runs N] [--baseline FILE] [--no-conntrack-compare]
+//        [--no-sched | --sched-only] [--sched-rows S] [--quick]
 //
 // Method (docs/benchmarks.md has the long form):
 //
@@ -55,7 +56,13 @@
 // 3 loads the same program by hand (xdp_lb__open, sizes and rodata as
 // Datapath does) with the connection table switched to other map types, and
 // times the established and new-flow cases on one CPU and on two at once,
-// and real inserts (SYNs of 5-tuples never seen) with single runs.
+// and real inserts (SYNs of 5-tuples never seen) with single runs. Part 4
+// (alone with --sched-only) times a new flow (SYN, or a one-packet datagram)
+// for each scheduling algorithm and option with 10 and 40 backends,
+// interleaved with the same SYN to a Maglev VIP of as many backends: own ns
+// and the ratio to Maglev's. Its backends are all at 10.k.8.0 (ethertype
+// 0x0800), since round-robin, weighted and least-conn pick another member
+// from one packet to the next; see sched_frame().
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -125,6 +132,9 @@ struct Options {
     int single_runs = 10000;
     std::string baseline;
     bool conntrack_compare = true;
+    bool sched = true;        // part 4
+    bool sched_only = false;  // part 4 alone
+    std::string sched_rows;   // part 4: only the rows whose name contains this
 };
 
 int g_failures = 0;
@@ -161,27 +171,30 @@ std::vector<lbd::VipConfig> bench_vips()
             make_vip("demo4", kVip4, 8080, Protocol::Tcp, kDemoBackend4)};
 }
 
-lbd::DatapathConfig datapath_config()
+lbd::DatapathConfig datapath_config(uint32_t max_vips, uint32_t max_backends)
 {
     lbd::DatapathConfig cfg;
     cfg.maglev_ring_size = kRingSize;
     cfg.hash_seed = kSeed;
-    cfg.max_vips = kMaxVips;
-    cfg.max_backends = kMaxBackends;
+    cfg.max_vips = max_vips;
+    cfg.max_backends = max_backends;
     cfg.conntrack_size = kConntrackSize;
     cfg.pin_path = "/sys/fs/bpf/lbd-xdp-bench-unused";  // Pinning::None: never used
     return cfg;
 }
 
 // ------------------------------------------------- what a program runs on
-/// A loaded xdp_lb, programmed with bench_vips(), and its counters.
+/// A loaded xdp_lb, programmed with a list of VIPs (bench_vips()), and its
+/// counters.
 class Target {
 public:
     virtual ~Target() = default;
     virtual int prog_fd() const = 0;
     virtual std::vector<uint64_t> counters() const = 0;
     virtual lbd_stats vip_stats(uint32_t vip_id) const = 0;
-    uint32_t vip_id(const std::string& name) const { return st_->vips().at(name).vip_id; }
+    virtual lbd_stats backend_stats(uint32_t id) const = 0;
+    const lbd::VipState& vip(const std::string& name) const { return st_->vips().at(name); }
+    uint32_t vip_id(const std::string& name) const { return vip(name).vip_id; }
     /// Outer sources from etc/lbd.yaml's prefixes, or none (the FIB picks).
     void set_encap_sources(bool on)
     {
@@ -194,9 +207,9 @@ public:
     bool encap_sources() const { return encap_sources_; }
 
 protected:
-    void program()
+    void program(const std::vector<lbd::VipConfig>& vips)
     {
-        st_->apply(bench_vips());
+        st_->apply(vips);
         set_encap_sources(true);
     }
     std::unique_ptr<lbd::LbState> st_;
@@ -206,14 +219,17 @@ protected:
 /// The program exactly as lbd loads it.
 class DatapathTarget final : public Target {
 public:
-    DatapathTarget() : dp_(datapath_config(), lbd::Pinning::None)
+    explicit DatapathTarget(const std::vector<lbd::VipConfig>& vips = bench_vips(), uint32_t max_vips = kMaxVips,
+                            uint32_t max_backends = kMaxBackends)
+        : dp_(datapath_config(max_vips, max_backends), lbd::Pinning::None)
     {
-        st_ = std::make_unique<lbd::LbState>(dp_.writer(), kRingSize, kMaxVips, kMaxBackends);
-        program();
+        st_ = std::make_unique<lbd::LbState>(dp_.writer(), kRingSize, max_vips, max_backends);
+        program(vips);
     }
     int prog_fd() const override { return dp_.prog_fd(); }
     std::vector<uint64_t> counters() const override { return dp_.counters(); }
     lbd_stats vip_stats(uint32_t id) const override { return dp_.vip_stats(id); }
+    lbd_stats backend_stats(uint32_t id) const override { return dp_.backend_stats(id); }
 
 private:
     lbd::Datapath dp_;
@@ -250,7 +266,7 @@ public:
         ncpus_ = libbpf_num_possible_cpus();
         writer_ = std::make_unique<lbd::BpfMapWriter>(skel_, kRingSize);
         st_ = std::make_unique<lbd::LbState>(*writer_, kRingSize, kMaxVips, kMaxBackends);
-        program();
+        program(bench_vips());
     }
     ~SkelTarget() override
     {
@@ -270,11 +286,15 @@ public:
                     out[c] += v;
         return out;
     }
-    lbd_stats vip_stats(uint32_t id) const override
+    lbd_stats vip_stats(uint32_t id) const override { return stats(skel_->maps.vip_stats, id); }
+    lbd_stats backend_stats(uint32_t id) const override { return stats(skel_->maps.backend_stats, id); }
+
+private:
+    lbd_stats stats(bpf_map* m, uint32_t id) const
     {
         std::vector<lbd_stats> per_cpu(static_cast<size_t>(ncpus_));
         lbd_stats sum{};
-        if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.vip_stats), &id, per_cpu.data()) == 0)
+        if (bpf_map_lookup_elem(bpf_map__fd(m), &id, per_cpu.data()) == 0)
             for (const auto& s : per_cpu) {
                 sum.packets += s.packets;
                 sum.bytes += s.bytes;
@@ -283,7 +303,6 @@ public:
         return sum;
     }
 
-private:
     xdp_lb* skel_ = nullptr;
     std::unique_ptr<lbd::BpfMapWriter> writer_;
     int ncpus_ = 1;
@@ -548,6 +567,7 @@ struct Case {
     std::map<unsigned, uint64_t> per_packet;  // counter -> delta per packet
     uint64_t new_flows_per_packet = 0;
     std::vector<Bytes> frames;  // one per CPU used
+    std::vector<uint32_t> backend_ids;  // if any: every packet must reach one of them (backend_stats)
 };
 
 Case established(const std::string& name, const std::string& vip)
@@ -560,56 +580,82 @@ Case new_flow(const std::string& name, const std::string& vip)
     return {name, vip, true, 150, {{LBD_CNT_TX, 1}}, 1, {}};
 }
 
-/// Counters and stats before a timed run; check() after it.
+/// Counters and stats before a timed run; check() after it. Several cases
+/// (of different VIPs) may run between the two, n packets each.
 class Snapshot {
 public:
-    Snapshot(const Target& t, const Case& c) : t_(t), c_(c)
+    Snapshot(const Target& t, const Case& c) : Snapshot(t, std::vector<const Case*>{&c}) {}
+    Snapshot(const Target& t, std::vector<const Case*> cases) : t_(t), cases_(std::move(cases))
     {
         counters_ = t.counters();
-        if (!c.vip.empty())
-            vip_ = t.vip_stats(t.vip_id(c.vip));
+        for (const Case* c : cases_) {
+            vip_.push_back(c->vip.empty() ? lbd_stats{} : t.vip_stats(t.vip_id(c->vip)));
+            be_.push_back(backend_packets(*c));
+        }
         peer_rx_ = peer_frames_to_gw();
     }
-    /// True when every one of `n` packets took the case's path.
+    /// True when every one of `n` packets of each case took the case's path.
     bool check(uint64_t n, const std::string& what, bool transmitted = true) const
     {
         const auto now = t_.counters();
         std::string wrong;
+        std::string names;
+        uint64_t tx = 0;
+        for (const Case* c : cases_) {
+            names += (names.empty() ? "" : " + ") + c->name;
+            tx += c->tx ? n : 0;
+        }
         for (unsigned i = 0; i < LBD_CNT_MAX; i++) {
-            auto e = c_.per_packet.find(i);
-            const uint64_t want = e == c_.per_packet.end() ? 0 : e->second * n;
+            uint64_t want = 0;
+            for (const Case* c : cases_)
+                if (auto e = c->per_packet.find(i); e != c->per_packet.end())
+                    want += e->second * n;
             const uint64_t got = now[i] - counters_[i];
             if (got != want)
                 wrong += std::string(" ") + lbd_counter_name(i) + " +" + std::to_string(got) +
                          " (want +" + std::to_string(want) + ")";
         }
-        if (!c_.vip.empty()) {
-            const lbd_stats s = t_.vip_stats(t_.vip_id(c_.vip));
-            const uint64_t want_nf = c_.new_flows_per_packet * n;
-            if (s.packets - vip_.packets != n)
-                wrong += " vip packets +" + std::to_string(s.packets - vip_.packets) + " (want +" +
-                         std::to_string(n) + ")";
-            if (s.new_flows - vip_.new_flows != want_nf)
-                wrong += " vip new_flows +" + std::to_string(s.new_flows - vip_.new_flows) +
-                         " (want +" + std::to_string(want_nf) + ")";
-        }
-        if (c_.tx && transmitted) {
-            const uint64_t got = peer_frames_to_gw() - peer_rx_;
-            if (got != n)
-                wrong += " frames to the next hop received by lbb1 +" + std::to_string(got) +
+        for (size_t k = 0; k < cases_.size(); k++) {
+            const Case& c = *cases_[k];
+            if (!c.vip.empty()) {
+                const lbd_stats s = t_.vip_stats(t_.vip_id(c.vip));
+                const uint64_t want_nf = c.new_flows_per_packet * n;
+                if (s.packets - vip_[k].packets != n)
+                    wrong += " " + c.vip + " packets +" + std::to_string(s.packets - vip_[k].packets) +
+                             " (want +" + std::to_string(n) + ")";
+                if (s.new_flows - vip_[k].new_flows != want_nf)
+                    wrong += " " + c.vip + " new_flows +" + std::to_string(s.new_flows - vip_[k].new_flows) +
+                             " (want +" + std::to_string(want_nf) + ")";
+            }
+            if (!c.backend_ids.empty() && backend_packets(c) - be_[k] != n)
+                wrong += " " + c.vip + "'s backends packets +" + std::to_string(backend_packets(c) - be_[k]) +
                          " (want +" + std::to_string(n) + ")";
+        }
+        if (transmitted && tx) {
+            const uint64_t got = peer_frames_to_gw() - peer_rx_;
+            if (got != tx)
+                wrong += " frames to the next hop received by lbb1 +" + std::to_string(got) +
+                         " (want +" + std::to_string(tx) + ")";
         }
         if (wrong.empty())
             return true;
-        fail(c_.name + " (" + what + "):" + wrong);
+        fail(names + " (" + what + "):" + wrong);
         return false;
     }
 
 private:
+    uint64_t backend_packets(const Case& c) const
+    {
+        uint64_t sum = 0;
+        for (uint32_t id : c.backend_ids)
+            sum += t_.backend_stats(id).packets;
+        return sum;
+    }
     const Target& t_;
-    const Case& c_;
+    std::vector<const Case*> cases_;
     std::vector<uint64_t> counters_;
-    lbd_stats vip_{};
+    std::vector<lbd_stats> vip_;
+    std::vector<uint64_t> be_;
     uint64_t peer_rx_ = 0;
 };
 
@@ -758,6 +804,331 @@ std::vector<Case> forwarding_cases(Target& t, const Baselines& b, bool print)
     return cases;
 }
 
+std::string n0(double v) { return lbb::fmt("%.0f", v); }
+std::string n1(double v) { return lbb::fmt("%.1f", v); }
+
+// ------------------------------------ part 4: a new flow, algorithm by algorithm
+// One VIP per algorithm (and option) and backend count, on kVip4 with ports
+// from kSchedPort0, all with the same backends 10.k.8.0 (k = 1..n, weights
+// 1, 2, 3, 4, 1, ...), so every member any algorithm may pick ends in the
+// ethertype 0x0800 (see the top of this file). Each case's SYN (or datagram)
+// is timed interleaved with the baseline and with the same SYN to the
+// Maglev VIP of the same backend count: own(case) / own(Maglev) is the
+// ratio of one run, not of two runs minutes apart.
+
+constexpr uint32_t kSchedMaxVips = 32;
+constexpr uint32_t kSchedMaxBackends = 1024;
+constexpr uint16_t kSchedPort0 = 10000;
+
+/// The scheduling section's k-th backend (1..255): 10.k.8.0.
+lbd::IpAddr sched_backend(size_t k)
+{
+    lbd::IpAddr a = ip("10.0.8.0");
+    a.bytes[1] = uint8_t(k);
+    return a;
+}
+
+struct SchedRow {
+    std::string label;
+    lbd::Algorithm alg = lbd::Algorithm::Maglev;
+    size_t n = 0;  // backends
+    bool persist = false;
+    bool udp_one_packet = false;
+    std::string vip;  // VIP name
+    uint16_t port = 0;
+};
+
+std::vector<SchedRow> sched_rows(const std::vector<size_t>& sizes)
+{
+    using A = lbd::Algorithm;
+    std::vector<SchedRow> rows;
+    for (size_t n : sizes)
+        for (A a : {A::Maglev, A::RoundRobin, A::Weighted, A::LeastConn, A::SourceHash, A::Failover})
+            rows.push_back({lbd::to_string(a), a, n});
+    // The options, with the most backends.
+    const size_t n = sizes.back();
+    rows.push_back({"maglev + persistence", A::Maglev, n, true, false});
+    rows.push_back({"round-robin + persistence", A::RoundRobin, n, true, false});
+    rows.push_back({"least-conn + persistence", A::LeastConn, n, true, false});
+    rows.push_back({"UDP maglev, one_packet", A::Maglev, n, false, true});
+    rows.push_back({"UDP round-robin, one_packet", A::RoundRobin, n, false, true});
+    rows.push_back({"UDP weighted, one_packet", A::Weighted, n, false, true});
+    rows.push_back({"UDP failover, one_packet", A::Failover, n, false, true});
+    for (size_t i = 0; i < rows.size(); i++) {
+        rows[i].vip = "s" + std::to_string(i);
+        rows[i].port = uint16_t(kSchedPort0 + i);
+    }
+    return rows;
+}
+
+lbd::VipConfig sched_vip(const SchedRow& r)
+{
+    lbd::VipConfig v;
+    v.name = r.vip;
+    v.address = kVip4;
+    v.port = r.port;
+    v.protocol = r.udp_one_packet ? lbd::Protocol::Udp : lbd::Protocol::Tcp;
+    v.algorithm = r.alg;
+    v.one_packet = r.udp_one_packet;
+    if (r.persist)
+        v.persistence = lbd::Persistence{};  // 300 s, clients by /32
+    for (size_t k = 1; k <= r.n; k++) {
+        lbd::BackendConfig b;
+        b.address = sched_backend(k);
+        b.port = r.port;
+        b.weight = uint32_t(1 + (k - 1) % 4);
+        v.backends.push_back(b);
+    }
+    return v;
+}
+
+/// A new flow of row `r` from `client`: a SYN, or a datagram (one_packet).
+Packet sched_packet(const SchedRow& r, const lbd::IpAddr& client, uint16_t cport)
+{
+    if (r.udp_one_packet)
+        return from_client(client, kVip4).udp(cport, r.port).payload(32);
+    return tcp_syn(client, cport, kVip4, r.port);
+}
+
+uint32_t g_next_client = 0;  // fresh clients for single runs: 100.64.0.0/10, one each
+
+lbd::IpAddr fresh_client()
+{
+    const uint32_t n = 0x64400000u + (++g_next_client & 0x3fffffu);
+    lbd::IpAddr a = ip("100.64.0.0");
+    for (int i = 0; i < 4; i++)
+        a.bytes[size_t(i)] = uint8_t(n >> (24 - 8 * i));
+    return a;
+}
+
+lbd::IpAddr outer_dst4(const Bytes& out)
+{
+    lbd::IpAddr a = ip("0.0.0.0");
+    if (out.size() >= 34)
+        std::copy(out.begin() + 30, out.begin() + 34, a.bytes.begin());
+    return a;
+}
+
+/// The live frame of a case whose algorithm may pick any backend of VIP `v`
+/// (all at 10.k.8.0), and its proof. As fixed_point(), with one difference:
+/// round-robin, weighted and least-conn pick another member from one packet
+/// to the next, and the encapsulation toward member B leaves B's outer
+/// header bytes 6-19 where the frame's Ethernet header was. So a recycled
+/// page holds the frame with other MAC addresses (12 bytes the program never
+/// reads: checked by mac_blind()); its ethertype (0x0800, from 10.k.8.0)
+/// and all that follows are the frame's own. Checked: two runs, each
+/// output the expected encapsulation toward a backend of `v`, and what it
+/// leaves in the page equals the frame from byte 12 on (all 14 bytes when
+/// both runs picked the same backend). Runs the program twice.
+Bytes sched_frame(Target& t, const Packet& p, const lbd::VipState& v, const std::string& what)
+{
+    const size_t ovh = LBD_IPIP_OVERHEAD;
+    auto member = [&](const lbd::IpAddr& a) { return v.find(a) != nullptr && a.bytes[2] == 8 && a.bytes[3] == 0; };
+    const Once first = run_once(t.prog_fd(), p.bytes());
+    const lbd::IpAddr be1 = outer_dst4(first.out);
+    if (first.action != XDP_TX || !member(be1) ||
+        first.out != expected_encap(p, be1, t.encap_sources()).bytes()) {
+        fail(what + ": first run: " + action_name(first.action) + " to " + be1.str() +
+             ", not the expected encapsulation toward one of the VIP's backends:\n" + lbt::hexdump(first.out));
+        return p.bytes();
+    }
+    Bytes fp = p.bytes();
+    std::copy(first.out.begin() + long(ovh), first.out.begin() + long(ovh + 14), fp.begin());
+    if (uint16_t(fp[12] << 8 | fp[13]) != 0x0800)
+        fail(what + ": the frame's ethertype is not IPv4's (backend address)");
+    const Once again = run_once(t.prog_fd(), fp);
+    const lbd::IpAddr be2 = outer_dst4(again.out);
+    if (again.action != XDP_TX || !member(be2) ||
+        again.out != expected_encap(p, be2, t.encap_sources()).bytes()) {
+        fail(what + ": second run: " + action_name(again.action) + " to " + be2.str() +
+             ", not the expected encapsulation toward one of the VIP's backends:\n" + lbt::hexdump(again.out));
+        return fp;
+    }
+    const Bytes left(again.out.begin() + long(ovh), again.out.end());
+    const bool from12 = left.size() == fp.size() && std::equal(left.begin() + 12, left.end(), fp.begin() + 12);
+    if (!from12 || (be1 == be2 && left != fp))
+        fail(what + ": what the program leaves in the page is not the frame:\n" + lbt::hexdump(left, fp));
+    return fp;
+}
+
+/// The program reads no MAC address: `fp` (a frame of Maglev VIP `v`, which
+/// picks the same backend for it every time) with the MAC bytes that the
+/// encapsulation toward each backend of `v` leaves in a page gets the very
+/// output `fp` gets. Returns how many variants were run.
+size_t mac_blind(Target& t, const Packet& p, const Bytes& fp, const lbd::VipState& v, const std::string& what)
+{
+    const Once ref = run_once(t.prog_fd(), fp);
+    size_t n = 0;
+    for (const auto& be : v.backends) {
+        const Bytes leftover = expected_encap(p, be.address, t.encap_sources()).bytes();
+        Bytes f = fp;
+        std::copy(leftover.begin() + LBD_IPIP_OVERHEAD, leftover.begin() + LBD_IPIP_OVERHEAD + 12, f.begin());
+        const Once r = run_once(t.prog_fd(), f);
+        n++;
+        if (r.action != ref.action || r.out != ref.out) {
+            fail(what + ": other MAC bytes (as left by " + be.address.str() + ") change the output:\n" +
+                 lbt::hexdump(r.out, ref.out));
+            break;
+        }
+    }
+    return n;
+}
+
+/// A case measured against a reference case (Maglev), same run.
+struct VsResult {
+    Result r;          // the case and the baseline
+    double ref = NAN;  // median of the reference's runs
+    double ref_own() const { return ref - r.base; }
+    double ratio() const { return r.own() / ref_own(); }
+    bool ok = true;
+};
+
+/// Live frames: baseline, reference and case in rotation (base ref case,
+/// ref case base, case base ref, ...), one untimed round, then o.reps timed
+/// ones; a path check after every program run.
+VsResult measure_live_vs(Target& t, const Baselines& b, const Case& c, const Case& ref, const Options& o)
+{
+    std::vector<double> prog, refv, base;
+    VsResult v;
+    for (int rep = -1; rep < o.reps; rep++)
+        for (int k = 0; k < 3; k++) {
+            const int which = (k + std::max(rep, 0)) % 3;
+            const std::string what = rep < 0 ? "warm-up" : "rep " + std::to_string(rep);
+            if (which == 0) {
+                const double d = run_live(b.bounce, c.frames[0], o.iterations, o.batch);
+                if (rep >= 0)
+                    base.push_back(d);
+                continue;
+            }
+            const Case& x = which == 1 ? ref : c;
+            Snapshot s(t, x);
+            const double d = run_live(t.prog_fd(), x.frames[0], o.iterations, o.batch);
+            v.ok &= s.check(o.iterations, what);
+            if (rep >= 0)
+                (which == 1 ? refv : prog).push_back(d);
+        }
+    v.r.prog = lbb::median(prog);
+    v.r.base = lbb::median(base);
+    v.r.prog_min = lbb::min_of(prog);
+    v.r.prog_max = *std::max_element(prog.begin(), prog.end());
+    v.r.base_min = lbb::min_of(base);
+    v.r.base_max = *std::max_element(base.begin(), base.end());
+    v.ref = lbb::median(refv);
+    v.r.ok = v.ok;
+    return v;
+}
+
+/// Single runs, each on a frame of its own (new 5-tuples, new clients):
+/// baseline, reference and case in rotation; medians of the kernel's
+/// per-run durations. Nothing is transmitted.
+VsResult measure_single_vs(Target& t, const Baselines& b, const Case& c, const std::vector<Bytes>& frames,
+                           const Case& ref, const std::vector<Bytes>& ref_frames)
+{
+    std::vector<uint32_t> prog, refv, base;
+    const size_t runs = std::min(frames.size(), ref_frames.size());
+    Snapshot s(t, std::vector<const Case*>{&c, &ref});
+    for (size_t i = 0; i < runs; i++)
+        for (size_t k = 0; k < 3; k++)
+            switch ((k + i) % 3) {
+            case 0: base.push_back(run_once(b.bounce, frames[i]).duration); break;
+            case 1: refv.push_back(run_once(t.prog_fd(), ref_frames[i]).duration); break;
+            default: prog.push_back(run_once(t.prog_fd(), frames[i]).duration); break;
+            }
+    VsResult v;
+    v.ok = s.check(runs, "single runs", false);
+    v.r.prog = lbb::median(prog);
+    v.r.base = lbb::median(base);
+    v.ref = lbb::median(refv);
+    v.r.ok = v.ok;
+    return v;
+}
+
+void sched_section(const Baselines& b, const Options& o)
+{
+    std::printf("== 4. A new flow, algorithm by algorithm: own ns and the ratio to Maglev's, same runs ==\n");
+    const std::vector<size_t> sizes{10, 40};
+    const auto rows = sched_rows(sizes);
+    std::vector<lbd::VipConfig> vips;
+    for (const auto& r : rows)
+        vips.push_back(sched_vip(r));
+    DatapathTarget t(vips, kSchedMaxVips, kSchedMaxBackends);
+    std::printf("%zu VIPs on %s, ports %u.., backends 10.k.8.0 (k = 1..n), weights 1,2,3,4,1,..; live frames: the "
+                "same SYN (datagram) each time;\nsingle runs: a new client (100.64.0.0/10) each time\n",
+                rows.size(), kVip4.str().c_str(), unsigned(kSchedPort0));
+
+    // Cases: the live frame and the single runs' fresh frames of each row.
+    struct Prepared {
+        Case live, single;
+        std::vector<Bytes> fresh;
+    };
+    std::vector<Prepared> prep;
+    std::map<size_t, size_t> maglev_of;  // backends -> row of the TCP Maglev VIP
+    for (size_t i = 0; i < rows.size(); i++) {
+        const SchedRow& r = rows[i];
+        const lbd::VipState& v = t.vip(r.vip);
+        if (r.alg == lbd::Algorithm::Maglev && !r.persist && !r.udp_one_packet)
+            maglev_of[r.n] = i;
+        Prepared p;
+        p.live = new_flow(r.label, r.vip);
+        p.live.target = 0;
+        for (const auto& be : v.backends)
+            p.live.backend_ids.push_back(be.id);
+        p.single = p.live;
+        if (r.persist)  // the same client again: its record picks
+            p.live.per_packet[LBD_CNT_PERSIST_HIT] = 1;
+        const std::string what = r.label + ", " + std::to_string(r.n) + " backends";
+        const Packet pkt = sched_packet(r, kClient4, g_next_port++);
+        p.live.frames = {sched_frame(t, pkt, v, what)};
+        if (r.alg == lbd::Algorithm::Maglev && !r.persist && !r.udp_one_packet) {
+            const size_t k = mac_blind(t, pkt, p.live.frames[0], v, what);
+            std::printf("  %s, %zu backends: the frame with the MAC bytes each of the %zu backends leaves: "
+                        "the same output (%zu runs)\n",
+                        r.label.c_str(), r.n, v.backends.size(), k);
+        }
+        for (int n = 0; n < o.single_runs; n++)
+            p.fresh.push_back(sched_packet(r, fresh_client(), 40000).bytes());
+        prep.push_back(std::move(p));
+    }
+
+    lbb::Table table({"algorithm", "backends", "xdp_lb", "(min-max)", "Maglev", "baseline", "own", "Maglev own",
+                      "ratio", "own 1-run", "Maglev 1-run", "ratio 1-run", "backends used", "path check"});
+    for (size_t i = 0; i < rows.size(); i++) {
+        const SchedRow& r = rows[i];
+        const size_t m = maglev_of.at(r.n);
+        if (i == m || r.label.find(o.sched_rows) == std::string::npos)
+            continue;
+        Prepared& p = prep[i];
+        Prepared& ref = prep[m];
+        std::vector<uint64_t> before;
+        for (uint32_t id : p.live.backend_ids)
+            before.push_back(t.backend_stats(id).packets);
+        const VsResult live = measure_live_vs(t, b, p.live, ref.live, o);
+        size_t used = 0;
+        for (size_t k = 0; k < p.live.backend_ids.size(); k++)
+            used += t.backend_stats(p.live.backend_ids[k]).packets > before[k];
+        // Fresh frames for the reference each time: a 5-tuple the table
+        // does not hold yet.
+        std::vector<Bytes> ref_fresh;
+        for (int n = 0; n < o.single_runs; n++)
+            ref_fresh.push_back(sched_packet(rows[m], fresh_client(), 40000).bytes());
+        const VsResult one = measure_single_vs(t, b, p.single, p.fresh, ref.single, ref_fresh);
+        table.add({r.label, std::to_string(r.n), n0(live.r.prog), n0(live.r.prog_min) + "-" + n0(live.r.prog_max),
+                   n0(live.ref), n0(live.r.base), n1(live.r.own()), n1(live.ref_own()), lbb::fmt("%.2fx", live.ratio()),
+                   n1(one.r.own()), n1(one.ref_own()), lbb::fmt("%.2fx", one.ratio()),
+                   std::to_string(used) + "/" + std::to_string(r.n), live.ok && one.ok ? "every packet" : "FAILED"});
+        std::fflush(stdout);
+    }
+    table.print();
+    std::printf("  ns per packet. xdp_lb, Maglev, baseline: medians of %d live-frames runs of %u packets each, "
+                "the three interleaved\n  (rotating order); own = xdp_lb - baseline; Maglev own = Maglev - baseline "
+                "(the same SYN to the Maglev VIP with as many\n  backends); ratio = own / Maglev own. 1-run: %d "
+                "single runs each, every one a new client (a 5-tuple the table does not hold),\n  the three "
+                "alternating; medians. Persistence rows: live = the client's record picks (persist_hit), 1-run = "
+                "new clients\n  (the algorithm picks, the record is written). backends used: members that got "
+                "packets in the live runs.\n\n",
+                o.reps, o.iterations, o.single_runs);
+}
+
 // ------------------------------------------------------------------- main
 std::string find_baseline(const std::string& given)
 {
@@ -801,14 +1172,12 @@ Baselines load_baselines(const std::string& path)
     return b;
 }
 
-std::string n0(double v) { return lbb::fmt("%.0f", v); }
-std::string n1(double v) { return lbb::fmt("%.1f", v); }
-
 void usage()
 {
     std::printf(
         "usage: xdp_bench [--iterations N] [--reps R] [--batch B] [--single-runs N]\n"
-        "                 [--baseline FILE] [--no-conntrack-compare] [--quick]\n"
+        "                 [--baseline FILE] [--no-conntrack-compare] [--no-sched | --sched-only]\n"
+        "                 [--sched-rows S] [--quick]\n"
         "  --iterations N    packets per live-frames run (default 100000)\n"
         "  --reps R          timed program/baseline pairs per case (default 7)\n"
         "  --batch B         live-frames batch size, 1..256 (default 64)\n"
@@ -816,6 +1185,10 @@ void usage()
         "  --baseline FILE   bench/baseline.bpf.c compiled (default: BUILD/bpf/bench_baseline.bpf.o\n"
         "                    next to this binary's directory, made by bench/build_baseline.sh\n"
         "                    BUILD; or $LBD_BENCH_BASELINE)\n"
+        "  --no-conntrack-compare  skip part 3 (connection table map types)\n"
+        "  --no-sched        skip part 4 (a new flow, algorithm by algorithm)\n"
+        "  --sched-only      part 4 alone\n"
+        "  --sched-rows S    part 4: only the algorithms whose name contains S\n"
         "  --quick           fewer iterations, repetitions and runs (a smoke test)\n");
 }
 
@@ -846,6 +1219,8 @@ void trap_demos(DatapathTarget& dp, const Options& o)
                 "the program writes there, so a recycled page holds the original frame.\n\n");
 }
 
+int finish(const Baselines& b, int peer_ifindex, uint64_t t0);
+
 int real_main(int argc, char** argv)
 {
     Options o;
@@ -868,6 +1243,12 @@ int real_main(int argc, char** argv)
             o.baseline = next();
         else if (a == "--no-conntrack-compare")
             o.conntrack_compare = false;
+        else if (a == "--no-sched")
+            o.sched = false;
+        else if (a == "--sched-only")
+            o.sched_only = true;
+        else if (a == "--sched-rows")
+            o.sched_rows = next();
         else if (a == "--quick") {
             o.iterations = 10000;
             o.reps = 3;
@@ -909,6 +1290,10 @@ int real_main(int argc, char** argv)
                 "(medians)\nbaseline: %s\n\n",
                 o.iterations, o.batch, o.reps, o.single_runs, b.path.c_str());
 
+    if (o.sched_only) {
+        sched_section(b, o);
+        return finish(b, peer_ifindex, t0);
+    }
     DatapathTarget dp;
     trap_demos(dp, o);
 
@@ -1092,6 +1477,13 @@ int real_main(int argc, char** argv)
         std::printf("\n");
     }
 
+    if (o.sched)
+        sched_section(b, o);
+    return finish(b, peer_ifindex, t0);
+}
+
+int finish(const Baselines& b, int peer_ifindex, uint64_t t0)
+{
     bpf_xdp_detach(peer_ifindex, XDP_FLAGS_DRV_MODE, nullptr);
     bpf_object__close(b.obj);
     std::printf("xdp_bench: %.1f s, %s at the end\n", double(lbb::now_ns() - t0) / 1e9,

@@ -16,12 +16,12 @@
 
 #define CT_REFRESH_NS 1000000000ULL
 
-static __always_inline void lc_add(__u32 be_id, __s64 delta)
+static __always_inline void lc_add(__u32 be_id, __s32 delta)
 {
-	__s64 *n = bpf_map_lookup_elem(&lc_active, &be_id);
+	__s32 *n = lc_counters();
 
 	if (n)
-		__sync_fetch_and_add(n, delta);
+		__sync_fetch_and_add(&n[LBD_LC_INDEX(be_id) & lc_mask], delta);
 }
 
 /* The entry stops counting as an active flow of its backend (once). */

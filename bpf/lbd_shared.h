@@ -102,6 +102,14 @@ struct lbd_sched {
 	__u32 seq[LBD_SCHED_SEQ_MAX];          /* backend ids in scheduling order */
 };
 
+/* lc_active (least-conn): one value, an array of __s32 active-flow
+ * counters, one per backend id: the counter of id n is at LBD_LC_INDEX(n)
+ * (id 0 is never given out); max_backends of them, rounded up to a power of
+ * two (the program masks the index: lc_mask). One value, so that
+ * least-conn's scan reads the counters of its members with plain loads
+ * (select.h); mmapable, so that lbd reads and writes single counters. */
+#define LBD_LC_INDEX(id) ((id) - 1)
+
 /* Key of the persist map: a client (address masked to the VIP's prefix) of a VIP. */
 struct lbd_persist_key {
 	__u32 vip_id;

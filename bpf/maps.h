@@ -14,6 +14,9 @@
 /* Set by lbd before load. */
 const volatile __u32 ring_size = LBD_DEFAULT_RING_SIZE;
 const volatile __u32 hash_seed = 0x5eed;
+/* Counters in lc_active's value (its value size / 4), a power of two,
+ * minus 1: the mask that keeps an index inside it. */
+const volatile __u32 lc_mask = LBD_DEFAULT_MAX_BACKENDS - 1;
 
 /* vips: lbd_vip_key -> lbd_vip_meta; written by lbd (map writer). */
 struct {
@@ -67,15 +70,18 @@ struct {
 } conntrack SEC(".maps");
 
 /* sched: vip_id -> lbd_sched, the members of a VIP that no ring schedules
- * (round-robin, weighted, least-conn, failover); written by lbd. A hash, not
- * an array: only such VIPs have an entry (6 KiB each), and an update
- * replaces the entry whole, so the program never sees half of one. */
+ * (round-robin, weighted, least-conn, failover); written by lbd, zeroed when
+ * the VIP goes back to a ring. An array, not a hash: its lookup is an index
+ * check the verifier inlines, where a hash lookup cost a new flow ~35 ns
+ * (docs/scheduling.md). lbd writes an entry in place, as it writes ring
+ * slots: a new flow in that microsecond may read a mix of both versions,
+ * each id a member of one of them or no backend (id 0); the program skips
+ * ids flagged down or invalid as ever. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lbd_sched);
 	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 } sched SEC(".maps");
 
 /* sched_cursor: vip_id -> per-CPU position in sched.seq (round-robin,
@@ -88,15 +94,18 @@ struct {
 	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
 } sched_cursor SEC(".maps");
 
-/* lc_active: backend id -> flows the program counts as open (least-conn
- * VIPs only); atomic adds by this program, zeroed by lbd when it gives an
- * id to a new backend and re-counted by lbd from the connection table
- * (idle flows; docs/scheduling.md). May dip below zero transiently. */
+/* lc_active: 0 -> __s32[lc_mask + 1], per backend id (LBD_LC_INDEX) the flows
+ * the program counts as open (least-conn VIPs only); atomic adds by this
+ * program; zeroed by lbd when it gives an id to a new backend and re-counted
+ * by lbd from the connection table (idle flows; docs/scheduling.md), one
+ * counter at a time through a mapping. May dip below zero transiently. The
+ * value size is set by lbd before load (no BTF type: it varies). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __s64);
-	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__s32) * LBD_DEFAULT_MAX_BACKENDS);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 } lc_active SEC(".maps");
 
 /* backend_weight: backend id -> configured weight (0 = draining); written by
@@ -193,6 +202,14 @@ static __always_inline int vip_filter_may_match(const struct lbd_vip_key *k)
 	if (!f)
 		return 1;
 	return (f->bits[(bit >> 6) & (LBD_VIP_FILTER_WORDS - 1)] >> (bit & 63)) & 1;
+}
+
+/* lc_active's counters (NULL only if the map is broken). */
+static __always_inline __s32 *lc_counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&lc_active, &zero);
 }
 
 static __always_inline void count(__u32 c)

@@ -89,57 +89,106 @@ __noinline __u32 lbd_select_seq(__u32 vip_id)
 	return w.id;
 }
 
-struct lc_walk {
-	struct lbd_sched *s;
-	__u32 n;    /* members */
-	__u32 idx;  /* next member to look at */
-	__u32 best; /* the pick so far */
-	__u32 reserved;
-	__u64 best_a, best_w;
-};
+/* Least-conn's scan of the VIP's members: the member with the smallest
+ * active/weight; among equals, the first from a member chosen by the flow
+ * hash on, wrapping around. With `usable_only`, members whose backends
+ * entry says down or invalid are passed over.
+ *
+ * The members are read in index order. Member i (weight w, a active flows)
+ * beats the pick so far (weight v, b flows) when a/w < b/v, or when they
+ * are equal and i comes first from `start` on: i >= start while the pick's
+ * index is below it (p = 1 for an index below `start`, else 0). Among
+ * members of one p the first read comes first anyway. One compare:
+ *     (a*v << 1 | p_i) < (b*w << 1 | p_pick)
+ * a < 2^31 (a __s32 counter), w, v < 2^16: no overflow. The pick starts as
+ * a sentinel (b = 2^32 flows per unit of weight) that every member of
+ * weight > 0 beats, and a member of weight 0 beats nothing.
+ *
+ * A plain bounded loop with plain loads: a member's id and weight from the
+ * sched entry, its counter from lc_active's one value. No call per member
+ * (a bpf_loop() callback, or a map lookup even where the verifier inlines
+ * it, is a call to the compiler, which then keeps the scan on the stack).
+ *
+ * For the verifier, which walks the loop member by member: i is a known
+ * constant in each iteration, and what the loop carries is unknown to it
+ * and never compared with i or a constant (p comes from arithmetic, not
+ * from i < start). A compare it could decide would make it track those
+ * values exactly, back to the hash argument, and keep a state per value
+ * instead of one per i. Each pass is a
+ * global function of its own: the loop leaves with n known exactly (one
+ * state per n), and what follows a call is verified once, not once per n. */
+#define LC_NONE_A (1ULL << 32)
 
-static long lc_step(__u32 i, void *data)
+static __always_inline __u32 lc_scan(__u32 vip_id, __u32 hash, const int usable_only)
 {
-	struct lc_walk *w = data;
-	__u32 idx = w->idx, id, wt;
-	__s64 *cnt;
-	__u64 a;
+	struct lbd_sched *s = bpf_map_lookup_elem(&sched, &vip_id);
+	__s32 *active = lc_counters();
+	const __u32 mask = lc_mask;
+	__u32 n, start, i, id, best = LBD_NO_BACKEND;
+	__u64 a, l, r, wt, p, best_a = LC_NONE_A, best_w = 1, best_p = 0;
+	__s64 diff;
+	__s32 c;
 
-	barrier_var(idx);
-	if (idx >= LBD_SCHED_MAX_BACKENDS)
-		return 1;
-	id = w->s->ids[idx];
-	wt = w->s->weights[idx];
-	w->idx = idx + 1 >= w->n ? 0 : idx + 1;
-	if (!wt || !backend_usable(id))
-		return 0;
-	cnt = bpf_map_lookup_elem(&lc_active, &id);
-	a = cnt && *cnt > 0 ? (__u64)*cnt : 0;
-	if (w->best == LBD_NO_BACKEND || a * w->best_w < w->best_a * wt) {
-		w->best = id;
-		w->best_a = a;
-		w->best_w = wt;
+	if (!s || !active)
+		return LBD_NO_BACKEND;
+	n = s->count;
+	if (n == 0 || n > LBD_SCHED_MAX_BACKENDS)
+		return LBD_NO_BACKEND;
+	start = lbd_reduce(hash, n);
+	for (i = 0; i < LBD_SCHED_MAX_BACKENDS; i++) {
+		if (i >= n)
+			break;
+		id = s->ids[i];
+		if (usable_only && !backend_usable(id))
+			continue;
+		wt = s->weights[i] & 0xffff;
+		c = active[LBD_LC_INDEX(id) & mask];
+		c &= ~(c >> 31); /* a counter below zero counts as 0 */
+		a = (__u32)c;
+		diff = (__s64)i - (__s64)start;
+		barrier_var(diff); /* or the compiler makes it a compare: i < start */
+		p = (__u64)diff >> 63;
+		l = (a * best_w) << 1 | p;
+		r = (best_a * wt) << 1 | best_p;
+		if (l < r) {
+			best = id;
+			best_a = a;
+			best_w = wt;
+			best_p = p;
+		}
 	}
-	return 0;
+	return best;
+}
+
+__noinline __u32 lbd_least_conn_pass(__u32 vip_id, __u32 hash)
+{
+	return lc_scan(vip_id, hash, 0);
+}
+
+__noinline __u32 lbd_least_conn_usable(__u32 vip_id, __u32 hash)
+{
+	return lc_scan(vip_id, hash, 1);
 }
 
 /* Least-conn: the usable member with the fewest active flows relative to
- * its weight (a/w < b/v, compared as a*v < b*w). The scan starts at a
- * member chosen by the flow hash and only a strictly better one replaces
- * the pick, so ties go by the flow hash. */
-__noinline __u32 lbd_select_least_conn(__u32 vip_id, __u32 hash)
+ * its weight; ties go by the flow hash: the first of the least loaded from
+ * a member chosen by the hash on (as a scan from there in which only a
+ * strictly better member replaces the pick).
+ *
+ * The first pass looks at every member without reading its backends entry;
+ * the pick is checked after. Only if it is down or invalid (lbd rebuilds the
+ * entry without down backends; this is the moment between the flag and the
+ * rebuild) does a second pass skip such members. The result is that of a
+ * single careful pass: the first pass's pick is the first, from the start,
+ * of the least loaded members; when it is usable, no usable member is less
+ * loaded and none before it is as little loaded. */
+static __always_inline __u32 select_least_conn(__u32 vip_id, __u32 hash)
 {
-	struct lc_walk w = { .best = LBD_NO_BACKEND };
+	__u32 best = lbd_least_conn_pass(vip_id, hash);
 
-	w.s = bpf_map_lookup_elem(&sched, &vip_id);
-	if (!w.s)
-		return LBD_NO_BACKEND;
-	w.n = w.s->count;
-	if (w.n == 0 || w.n > LBD_SCHED_MAX_BACKENDS)
-		return LBD_NO_BACKEND;
-	w.idx = lbd_reduce(hash, w.n);
-	bpf_loop(w.n, lc_step, &w, 0);
-	return w.best;
+	if (best != LBD_NO_BACKEND && !backend_usable(best))
+		best = lbd_least_conn_usable(vip_id, hash);
+	return best;
 }
 
 struct fo_walk {
@@ -191,7 +240,7 @@ static __always_inline __u32 select_backend(const struct lbd_vip_meta *vip,
 	case LBD_ALG_WEIGHTED:
 		return lbd_select_seq(vip->vip_id);
 	case LBD_ALG_LEAST_CONN:
-		return lbd_select_least_conn(vip->vip_id, hash);
+		return select_least_conn(vip->vip_id, hash);
 	case LBD_ALG_FAILOVER:
 		return lbd_select_failover(vip->vip_id);
 	default:

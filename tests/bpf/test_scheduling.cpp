@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -109,9 +110,7 @@ protected:
     int64_t lc_active(const std::string& vip_name, const lbd::IpAddr& be)
     {
         const uint32_t id = backend_id(vip_name, be);
-        int64_t n = 0;
-        EXPECT_EQ(bpf_map_lookup_elem(map_fd("lc_active"), &id, &n), 0);
-        return n;
+        return dp().least_conn_active({id}).at(id);
     }
     /// What health checks do: the DOWN flag, written through the map writer.
     void set_flags(const std::string& vip_name, const lbd::IpAddr& be, uint8_t flags)
@@ -147,6 +146,39 @@ protected:
         ASSERT_EQ(bpf_map_lookup_elem(map_fd("persist"), &k, &v), 0) << "no record for " << masked_client.str();
         v.last_seen -= uint64_t(std::chrono::nanoseconds(ago).count());
         ASSERT_EQ(bpf_map_update_elem(map_fd("persist"), &k, &v, BPF_EXIST), 0);
+    }
+
+    /// Least-conn as docs/scheduling.md states it, over the VIP's sched
+    /// entry as the program reads it: the member with the smallest
+    /// active/weight (negative counts as 0), not in `down`; a scan from
+    /// member lbd_reduce(flow hash, n) on in which only a strictly better
+    /// member replaces the pick.
+    lbd::IpAddr least_conn_model(const std::string& vip_name, const Packet& syn,
+                                 const std::set<uint32_t>& down = {})
+    {
+        const auto& v = vip(vip_name);
+        lbd_sched s{};
+        EXPECT_EQ(bpf_map_lookup_elem(map_fd("sched"), &v.vip_id, &s), 0);
+        const uint32_t n = s.count;
+        const std::vector<uint32_t> ids(s.ids, s.ids + n);
+        const auto active = dp().least_conn_active(ids);
+        const lbd_flow_key k = syn.flow();
+        const uint32_t start = lbd_reduce(lbd_flow_hash(&k, kSeed), n);
+        auto load = [&](uint32_t i) { return std::max<int64_t>(active.at(s.ids[i]), 0); };
+        std::optional<uint32_t> best;
+        for (uint32_t j = 0; j < n; j++) {
+            const uint32_t i = (start + j) % n;
+            if (down.count(s.ids[i]))
+                continue;
+            if (!best || load(i) * s.weights[*best] < load(*best) * s.weights[i])
+                best = i;
+        }
+        if (!best)
+            return {};
+        for (const auto& b : v.backends)
+            if (b.id == s.ids[*best])
+                return b.address;
+        return {};
     }
 
 private:
@@ -299,6 +331,102 @@ TEST_F(Scheduling, LeastConnTiesGoByTheFlowHash)
     for (const auto& b : v.backends)
         members.push_back(b.address);
     EXPECT_EQ(first, members[lbd_reduce(lbd_flow_hash(&k, kSeed), 3)]);
+}
+
+TEST_F(Scheduling, LeastConnPicksWhatTheModelPicksAmongFortyWeightedMembers)
+{
+    // Forty members of weights 1, 2, 3, 4, 1, ... (as in xdp_bench): flows
+    // open, close (FIN or RST) and repeat their SYN in a fixed pseudo-random
+    // order; each new flow goes where the model says, from the counters as
+    // they are just before it.
+    std::vector<std::string> addrs;
+    for (int k = 0; k < 40; k++)
+        addrs.push_back("198.18.61." + std::to_string(100 + k));
+    std::vector<Be> bes;
+    for (size_t k = 0; k < addrs.size(); k++)
+        bes.push_back({addrs[k].c_str(), uint32_t(1 + k % 4)});
+    add("lc", kRrVip, Algorithm::LeastConn, bes);
+
+    std::vector<uint16_t> open;
+    uint32_t rnd = 12345;
+    auto next = [&] { return rnd = rnd * 1103515245u + 12345u, (rnd >> 16) & 0x7fff; };
+    uint16_t port = 20000;
+    int checked = 0;
+    for (int step = 0; step < 600; step++) {
+        const uint32_t r = next() % 10;
+        if (r < 3 && !open.empty()) {
+            const size_t i = next() % open.size();
+            const uint8_t flags = r == 0 ? tcpf::RST : tcpf::FIN | tcpf::ACK;
+            one(tcp_flags(kClient4, open[i], kRrVip, flags));
+            open.erase(open.begin() + long(i));
+            continue;
+        }
+        // A new port, or now and then a repeated SYN of an open flow.
+        const bool again = r == 3 && !open.empty();
+        const uint16_t p = again ? open[next() % open.size()] : port++;
+        const Packet syn = tcp_syn(kClient4, p, kRrVip);
+        const lbd::IpAddr want = least_conn_model("lc", syn);
+        ASSERT_EQ(one(syn), want) << "step " << step << (again ? " (repeated SYN)" : "");
+        checked++;
+        if (!again)
+            open.push_back(p);
+    }
+    EXPECT_GT(checked, 400);
+    int64_t total = 0;
+    for (const auto& a : addrs)
+        total += lc_active("lc", ip(a.c_str()));
+    EXPECT_EQ(total, int64_t(open.size())) << "one count per open flow";
+}
+
+TEST_F(Scheduling, LeastConnPassesOverTheLeastLoadedWhenItIsFlaggedDown)
+{
+    // Only the flag, before lbd rebuilds the members: the program's first
+    // look finds the down member least loaded, and looks again without it.
+    add("lc", kRrVip, Algorithm::LeastConn,
+        {{"198.18.61.10", 1}, {"198.18.61.11", 2}, {"198.18.61.12", 1}, {"198.18.61.13", 3}});
+    for (uint16_t p = 20000; p < 20007; p++)
+        one(tcp_syn(kClient4, p, kRrVip));
+    std::set<uint32_t> down;
+    std::set<lbd::IpAddr> down_addrs;
+    for (uint16_t p = 21000; p < 21003; p++) {
+        const Packet syn = tcp_syn(kClient4, p, kRrVip);
+        const lbd::IpAddr least = least_conn_model("lc", syn, down);
+        set_flags("lc", least, LBD_BE_F_VALID | LBD_BE_F_DOWN);
+        down.insert(backend_id("lc", least));
+        down_addrs.insert(least);
+        const lbd::IpAddr want = least_conn_model("lc", syn, down);
+        const lbd::IpAddr got = one(syn);
+        EXPECT_EQ(got, want) << "port " << p;
+        EXPECT_EQ(down_addrs.count(got), 0u) << "a new flow to a member flagged down";
+    }
+    // All four down: no backend.
+    set_flags("lc", kB[3], LBD_BE_F_VALID | LBD_BE_F_DOWN);
+    for (const auto& b : kB)
+        set_flags("lc", b, LBD_BE_F_VALID | LBD_BE_F_DOWN);
+    EXPECT_ACTION(run(tcp_syn(kClient4, 22000, kRrVip)), XDP_DROP);
+}
+
+TEST_F(Scheduling, LeastConnCountersLbdWritesAreThoseTheProgramReads)
+{
+    // lbd writes single counters through its mapping of lc_active (the
+    // re-count, a new id's zero); the program indexes the same value.
+    add("lc", kRrVip, Algorithm::LeastConn, {"198.18.61.10", "198.18.61.11"});
+    auto& lc = static_cast<lbd::BpfMapWriter&>(dp().writer()).lc_counters();
+    const uint32_t a = backend_id("lc", kB[0]), b = backend_id("lc", kB[1]);
+    lc.set(a, 5);
+    EXPECT_EQ(count(syns(kClient4, 20000, 5)), (std::map<lbd::IpAddr, int>{{kB[1], 5}}));
+    EXPECT_EQ(lc_active("lc", kB[1]), 5);
+    lc.set(b, 9);
+    EXPECT_EQ(count(syns(kClient4, 21000, 4)), (std::map<lbd::IpAddr, int>{{kB[0], 4}}));
+    EXPECT_EQ(lc_active("lc", kB[0]), 9);
+    // The first and the last id the map holds; none outside it.
+    lc.set(1, 7);
+    lc.set(kMaxBackends, 8);
+    EXPECT_EQ(lc.get(1), 7);
+    EXPECT_EQ(lc.get(kMaxBackends), 8);
+    lc.set(0, 3);
+    EXPECT_EQ(lc.get(0), 0);
+    EXPECT_EQ(lc.get(kMaxBackends + 1), 0) << "64 counters: the value is rounded to a power of two";
 }
 
 TEST_F(Scheduling, LeastConnMovesOffADownBackendAndItsCountFollows)

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <stdexcept>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -99,10 +101,48 @@ std::string driver_name(const std::string& iface)
     return rc == 0 ? std::string(info.driver) : std::string();
 }
 
+// -------------------------------------------------------------- LcCounters
+
+LcCounters::LcCounters(int map_fd, uint32_t value_size) : count_(value_size / sizeof(int32_t))
+{
+    const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    len_ = (size_t(value_size) + page - 1) / page * page;
+    base_ = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+    if (base_ == MAP_FAILED) {
+        base_ = nullptr;
+        throw sys_error("mapping the least-conn counters (lc_active)", errno);
+    }
+}
+
+LcCounters::~LcCounters()
+{
+    if (base_)
+        munmap(base_, len_);
+}
+
+int32_t* LcCounters::slot(uint32_t id) const
+{
+    const uint32_t k = LBD_LC_INDEX(id);
+    return k < count_ ? static_cast<int32_t*>(base_) + k : nullptr;
+}
+
+int32_t LcCounters::get(uint32_t id) const
+{
+    int32_t* p = slot(id);
+    return p ? std::atomic_ref<int32_t>(*p).load(std::memory_order_relaxed) : 0;
+}
+
+void LcCounters::set(uint32_t id, int32_t n)
+{
+    if (int32_t* p = slot(id))
+        std::atomic_ref<int32_t>(*p).store(n, std::memory_order_relaxed);
+}
+
 // ------------------------------------------------------------ BpfMapWriter
 
 BpfMapWriter::BpfMapWriter(xdp_lb* skel, uint32_t ring_size)
-    : skel_(skel), ring_size_(ring_size), ncpus_(libbpf_num_possible_cpus())
+    : skel_(skel), ring_size_(ring_size), ncpus_(libbpf_num_possible_cpus()),
+      lc_(bpf_map__fd(skel->maps.lc_active), bpf_map__value_size(skel->maps.lc_active))
 {
     // The filter map is this program's own (not pinned): it starts empty and
     // must cover every VIP already in the (possibly adopted) vips map before
@@ -152,9 +192,7 @@ void BpfMapWriter::zero_percpu(int fd, uint32_t idx, size_t value_size)
 void BpfMapWriter::reset_backend_stats(uint32_t id)
 {
     zero_percpu(bpf_map__fd(skel_->maps.backend_stats), id, sizeof(lbd_stats));
-    const int64_t zero = 0;
-    check(bpf_map__update_elem(skel_->maps.lc_active, &id, sizeof id, &zero, sizeof zero, BPF_ANY),
-          "zeroing the least-conn counter");
+    lc_.set(id, 0);
 }
 
 void BpfMapWriter::reset_vip_stats(uint32_t vip_id)
@@ -177,9 +215,9 @@ void BpfMapWriter::put_sched(uint32_t vip_id, const lbd_sched& s)
 
 void BpfMapWriter::delete_sched(uint32_t vip_id)
 {
-    int rc = bpf_map__delete_elem(skel_->maps.sched, &vip_id, sizeof vip_id, 0);
-    if (rc < 0 && errno != ENOENT)
-        check(rc, "deleting from the sched map");
+    static const lbd_sched empty{};  // an array: no entry to delete
+    check(bpf_map__update_elem(skel_->maps.sched, &vip_id, sizeof vip_id, &empty, sizeof empty, BPF_ANY),
+          "clearing the sched map entry");
 }
 
 void BpfMapWriter::put_backend_weight(uint32_t id, uint32_t weight)
@@ -345,7 +383,14 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
     bpf_map__set_max_entries(skel_->maps.conntrack, cfg.conntrack_size);
     bpf_map__set_max_entries(skel_->maps.sched, cfg.max_vips);
     bpf_map__set_max_entries(skel_->maps.sched_cursor, cfg.max_vips);
-    bpf_map__set_max_entries(skel_->maps.lc_active, cfg.max_backends + 1);
+    // One __s32 per backend id (LBD_LC_INDEX: id 1 is the first), rounded
+    // up to a power of two for the program's mask: at most 4 MiB, the
+    // kernel's limit for one value, with max_backends at its limit of 2^20.
+    uint32_t lc_counters = 1;
+    while (lc_counters < cfg.max_backends)
+        lc_counters <<= 1;
+    bpf_map__set_value_size(skel_->maps.lc_active, uint32_t(sizeof(int32_t)) * lc_counters);
+    skel_->rodata->lc_mask = lc_counters - 1;
     bpf_map__set_max_entries(skel_->maps.backend_weight, cfg.max_backends + 1);
     // Persistence remembers clients (prefixes), fewer than flows.
     bpf_map__set_max_entries(skel_->maps.persist, std::max<uint32_t>(1024, cfg.conntrack_size / 4));
@@ -559,12 +604,8 @@ std::map<uint32_t, uint64_t> Datapath::active_flows(uint64_t idle_ns) const
 std::map<uint32_t, int64_t> Datapath::least_conn_active(const std::vector<uint32_t>& ids) const
 {
     std::map<uint32_t, int64_t> out;
-    const int fd = bpf_map__fd(skel_->maps.lc_active);
-    for (uint32_t id : ids) {
-        int64_t n = 0;
-        if (bpf_map_lookup_elem(fd, &id, &n) == 0)
-            out[id] = n;
-    }
+    for (uint32_t id : ids)
+        out[id] = writer_->lc_counters().get(id);
     return out;
 }
 
@@ -642,9 +683,8 @@ size_t Datapath::reconcile_least_conn(const std::vector<uint32_t>& ids, uint64_t
         if (bpf_map_update_elem(fd, &key, &v, BPF_EXIST) == 0)
             uncounted++;
     }
-    const int lfd = bpf_map__fd(skel_->maps.lc_active);
     for (const auto& [id, n] : counts)
-        bpf_map_update_elem(lfd, &id, &n, BPF_ANY);
+        writer_->lc_counters().set(id, int32_t(std::min<int64_t>(n, INT32_MAX)));
     return uncounted;
 }
 

@@ -26,6 +26,26 @@ std::vector<std::string> enable_forwarding(const std::string& iface);
 /// Driver name of an interface ("veth", "mlx5_core", ...), empty if unknown.
 std::string driver_name(const std::string& iface);
 
+/// The least-conn counters (lc_active: one value, a __s32 per backend id),
+/// mapped into lbd's memory so that one counter is read or written at a
+/// time: the program adds to the others meanwhile. Ids outside the map
+/// read as 0 and are not written.
+class LcCounters {
+public:
+    explicit LcCounters(int map_fd, uint32_t value_size);
+    ~LcCounters();
+    LcCounters(const LcCounters&) = delete;
+    LcCounters& operator=(const LcCounters&) = delete;
+    int32_t get(uint32_t id) const;
+    void set(uint32_t id, int32_t n);
+
+private:
+    int32_t* slot(uint32_t id) const;
+    void* base_ = nullptr;
+    size_t len_ = 0;
+    uint32_t count_ = 0;
+};
+
 class BpfMapWriter final : public MapWriter {
 public:
     explicit BpfMapWriter(xdp_lb* skel, uint32_t ring_size);
@@ -41,6 +61,7 @@ public:
     void put_backend_weight(uint32_t id, uint32_t weight) override;
     std::map<uint32_t, lbd_backend> read_backends() const override;
     std::vector<std::pair<lbd_vip_key, lbd_vip_meta>> read_vips() const override;
+    LcCounters& lc_counters() { return lc_; }
 
 private:
     void zero_percpu(int fd, uint32_t idx, size_t value_size);
@@ -49,6 +70,7 @@ private:
     uint32_t ring_size_;
     int ncpus_;
     VipFilter filter_;  ///< the vip_filter map's bits, from every key in vips
+    LcCounters lc_;
 };
 
 struct Attachment {
