@@ -1,7 +1,6 @@
 #include "lbd/core/lb_state.h"
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -185,37 +184,11 @@ static bool backends_unchanged(const VipState& v, const VipConfig& cfg)
 
 namespace {
 
-/// Runs f(0..n-1) on up to every CPU; the first exception thrown is rethrown.
-template <typename F>
-void parallel_for(size_t n, F&& f)
+/// Worker threads for `builds` rings: one per CPU, none for a single ring
+/// (a lone change builds on the calling thread).
+size_t ring_threads(size_t builds)
 {
-    const size_t threads = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
-    if (threads <= 1) {
-        for (size_t i = 0; i < n; i++)
-            f(i);
-        return;
-    }
-    std::atomic<size_t> next{0};
-    std::exception_ptr error;
-    std::atomic_flag failed;
-    auto work = [&] {
-        for (size_t i; (i = next.fetch_add(1)) < n;) {
-            try {
-                f(i);
-            } catch (...) {
-                if (!failed.test_and_set())
-                    error = std::current_exception();
-            }
-        }
-    };
-    {
-        std::vector<std::jthread> pool;
-        for (size_t t = 1; t < threads; t++)
-            pool.emplace_back(work);
-        work();
-    }
-    if (error)
-        std::rethrow_exception(error);
+    return builds > 1 ? std::max(1u, std::thread::hardware_concurrency()) : 0;
 }
 
 /// Builds rings on worker threads, in the order they were submitted; take()
@@ -309,15 +282,14 @@ private:
 void LbState::build_rings(const std::vector<VipState*>& vs,
                           const std::function<void(size_t, const std::vector<uint32_t>&)>& use) const
 {
-    // A few rings at a time: enough to keep every CPU busy, few enough that
-    // a reload of many VIPs never holds more than a handful of rings.
-    constexpr size_t kBatch = 16;
-    for (size_t at = 0; at < vs.size(); at += kBatch) {
-        const size_t n = std::min(kBatch, vs.size() - at);
-        std::vector<std::vector<uint32_t>> rings(n);
-        parallel_for(n, [&](size_t i) { rings[i] = build_ring(*vs[at + i]); });
-        for (size_t i = 0; i < n; i++)
-            use(at + i, rings[i]);
+    const size_t threads = ring_threads(vs.size());
+    RingPipeline rings([this](const VipState& v) { return build_ring(v); }, threads);
+    const size_t window = 2 * threads + 2;  // rings built ahead of the one written
+    size_t submitted = 0;
+    for (size_t i = 0; i < vs.size(); i++) {
+        for (; submitted < vs.size() && submitted <= i + window; submitted++)
+            rings.submit(vs[submitted]);
+        use(i, rings.take(i));
     }
 }
 
@@ -371,7 +343,7 @@ std::vector<std::string> LbState::apply(const std::vector<VipConfig>& vips)
         auto it = vips_.find(c.name);
         builds += it == vips_.end() || !backends_unchanged(it->second, c);
     }
-    const size_t threads = builds > 1 ? std::max(1u, std::thread::hardware_concurrency()) : 0;
+    const size_t threads = ring_threads(builds);
     RingPipeline rings([this](const VipState& v) { return build_ring(v); }, threads);
     const size_t window = 2 * threads + 2;
     std::deque<Pending> pending;

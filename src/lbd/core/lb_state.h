@@ -119,8 +119,8 @@ private:
     std::optional<Pending> update_vip(VipState& v, const VipConfig& cfg, std::vector<std::string>& log);
     /// Writes a pending VIP's ring and what must follow it.
     void finish_one(Pending& p, const std::vector<uint32_t>& ring, std::vector<std::string>& log);
-    /// use(i, ring of vs[i]) for every i in order; the rings are built a
-    /// batch at a time on every CPU.
+    /// use(i, ring of vs[i]) for every i in order; worker threads build the
+    /// rings a few ahead of the one in use.
     void build_rings(const std::vector<VipState*>& vs,
                      const std::function<void(size_t, const std::vector<uint32_t>&)>& use) const;
     void delete_vip(const VipState& v, std::vector<std::string>& log);
