@@ -249,6 +249,7 @@ public:
         skel_->rodata->hash_seed = kSeed;
         auto& m = skel_->maps;
         bpf_map__set_max_entries(m.vips, kMaxVips);
+        bpf_map__set_max_entries(m.vip_by_id, kMaxVips);
         bpf_map__set_max_entries(m.vip_stats, kMaxVips);
         bpf_map__set_max_entries(m.ring, kMaxVips);
         bpf_map__set_value_size(m.ring, kRingSize * uint32_t(sizeof(uint32_t)));

@@ -83,6 +83,18 @@ struct lbd_vip_meta {
 	__u16 reserved;
 };
 
+/* vip_index (bucket of lbd_vip_filter_bit -> LBD_VIP_INDEX_*, or vip id + 1
+ * when exactly one VIP has a key in the bucket) and vip_by_id (vip id ->
+ * its key and meta): a VIP packet finds its VIP with two array reads, which
+ * the verifier inlines, and a key compare. Buckets of several VIPs fall back
+ * to the vips hash. */
+#define LBD_VIP_INDEX_NONE 0u
+#define LBD_VIP_INDEX_MANY 0xffffffffu
+struct lbd_vip_entry {
+	struct lbd_vip_key key;
+	struct lbd_vip_meta meta;
+};
+
 /* UDP only: every datagram is scheduled on its own, no connection table. */
 #define LBD_VIP_F_ONE_PACKET 0x1
 /* A client's new flows go to the backend of its last one (persist map). */

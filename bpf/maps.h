@@ -36,6 +36,22 @@ struct {
 	__uint(max_entries, 1);
 } vip_filter SEC(".maps");
 
+/* vip_index, vip_by_id: see lbd_shared.h; written by lbd, not pinned (each
+ * lbd fills its program's own from the vips map, like vip_filter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1u << LBD_VIP_FILTER_LOG2);
+} vip_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_vip_entry);
+	__uint(max_entries, LBD_DEFAULT_MAX_VIPS);
+} vip_by_id SEC(".maps");
+
 /* ring: vip_id -> the VIP's whole Maglev ring, ring_size backend ids
  * (LBD_NO_BACKEND where none); written by lbd in one update per ring. One
  * value per VIP, not one element per slot: a ring is one copy to write, and
@@ -192,16 +208,33 @@ struct {
 	__uint(max_entries, 1);
 } neigh_rl SEC(".maps");
 
-/* False when no VIP can have this key (an array lookup, which the verifier
- * inlines, instead of a hash lookup). */
-static __always_inline int vip_filter_may_match(const struct lbd_vip_key *k)
+static __always_inline int vip_key_equal(const struct lbd_vip_key *a, const struct lbd_vip_key *b)
 {
-	__u32 zero = 0, bit = lbd_vip_filter_bit(k);
-	struct lbd_vip_filter *f = bpf_map_lookup_elem(&vip_filter, &zero);
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
 
-	if (!f)
-		return 1;
-	return (f->bits[(bit >> 6) & (LBD_VIP_FILTER_WORDS - 1)] >> (bit & 63)) & 1;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* The VIP of this key, or NULL. A clear vip_filter bit (8 KiB, the common
+ * case of traffic not for a VIP) ends it; a bucket of one VIP is two more
+ * array reads and a compare; only buckets of several VIPs pay the vips hash
+ * lookup. Every lookup here but the last is inlined by the verifier. */
+static __always_inline struct lbd_vip_meta *vip_lookup(const struct lbd_vip_key *k)
+{
+	__u32 zero = 0, bit = lbd_vip_filter_bit(k), id;
+	struct lbd_vip_filter *f = bpf_map_lookup_elem(&vip_filter, &zero);
+	struct lbd_vip_entry *e;
+	__u32 *slot;
+
+	if (f && !((f->bits[(bit >> 6) & (LBD_VIP_FILTER_WORDS - 1)] >> (bit & 63)) & 1))
+		return NULL;
+	slot = bpf_map_lookup_elem(&vip_index, &bit);
+	if (slot && *slot != LBD_VIP_INDEX_NONE && *slot != LBD_VIP_INDEX_MANY) {
+		id = *slot - 1;
+		e = bpf_map_lookup_elem(&vip_by_id, &id);
+		return e && vip_key_equal(&e->key, k) ? &e->meta : NULL;
+	}
+	return bpf_map_lookup_elem(&vips, k);
 }
 
 /* lc_active's counters (NULL only if the map is broken). */

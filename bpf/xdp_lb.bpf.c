@@ -55,7 +55,7 @@ int xdp_lb(struct xdp_md *ctx)
 	vkey.port = pkt.flow.dport;
 	vkey.proto = pkt.flow.proto;
 	vkey.family = pkt.flow.family;
-	vip = vip_filter_may_match(&vkey) ? bpf_map_lookup_elem(&vips, &vkey) : NULL;
+	vip = vip_lookup(&vkey);
 	if (!vip) {
 		reason = LBD_CNT_PASS_NOT_VIP;
 		goto out;

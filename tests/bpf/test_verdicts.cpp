@@ -15,7 +15,7 @@
 #include <cstring>
 
 #include "fixture.h"
-#include "lbd/core/vip_filter.h"
+#include "lbd/core/vip_index.h"
 #include "lbd_hash.h"
 
 using namespace lbt;
@@ -195,19 +195,50 @@ INSTANTIATE_TEST_SUITE_P(Table, Verdict, ::testing::ValuesIn(rows()),
 
 }  // namespace
 
-// ---------------------------------------------------------------- vip_filter
+// ------------------------------------------------- vip_filter, vip_index
+// The VIP lookup: vip_filter's clear bit passes the packet as not for a VIP;
+// a bucket of one VIP is found through vip_index and vip_by_id (key
+// compared); a bucket of several goes to the vips hash.
 // The prefilter in front of the vips lookup: a clear bit passes the packet
 // as not for a VIP; a set bit only sends it on to the lookup.
 namespace {
 
 using VipFilterTest = XdpTest;
 
-lbd::VipFilter filter_of(const lbd::LbState& st)
+lbd::VipIndex filter_of(const lbd::LbState& st)
 {
-    lbd::VipFilter f;
+    lbd::VipIndex f;
     for (const auto& [name, v] : st.vips())
-        f.add(v.key());
+        f.add(v.key(), v.vip_id);
     return f;
+}
+
+/// The vip_index map holds, for every bucket of a VIP, what VipIndex says.
+::testing::AssertionResult index_matches(int fd, const lbd::LbState& st)
+{
+    const auto want = filter_of(st);
+    for (const auto& [name, v] : st.vips()) {
+        const lbd_vip_key k = v.key();
+        uint32_t b = lbd_vip_filter_bit(&k), got = 0;
+        if (bpf_map_lookup_elem(fd, &b, &got) != 0)
+            return ::testing::AssertionFailure() << "reading vip_index";
+        if (got != want.slot(b))
+            return ::testing::AssertionFailure() << "bucket " << b << " of " << name << ": map " << got
+                                                 << ", want " << want.slot(b);
+    }
+    return ::testing::AssertionSuccess();
+}
+
+/// A port of `vip_key`'s address whose key shares its bucket.
+std::optional<uint16_t> colliding_port(const lbd_vip_key& vip_key)
+{
+    for (uint32_t p = 1; p < 65536; p++) {
+        lbd_vip_key k = vip_key;
+        k.port = htons(uint16_t(p));
+        if (k.port != vip_key.port && lbd_vip_filter_bit(&k) == lbd_vip_filter_bit(&vip_key))
+            return uint16_t(p);
+    }
+    return std::nullopt;
 }
 
 lbd_vip_filter filter_map(int fd)
@@ -229,6 +260,7 @@ TEST_F(VipFilterTest, MapHoldsTheBitsOfEveryVipAndFollowsChanges)
     const int fd = map_fd("vip_filter");
     ASSERT_GE(fd, 0);
     EXPECT_TRUE(same_bits(filter_map(fd), filter_of(st()).bits()));
+    EXPECT_TRUE(index_matches(map_fd("vip_index"), st()));
     size_t set = 0;
     for (auto w : filter_map(fd).bits)
         set += size_t(__builtin_popcountll(w));
@@ -244,6 +276,7 @@ TEST_F(VipFilterTest, MapHoldsTheBitsOfEveryVipAndFollowsChanges)
     cfg.erase(web4);
     apply_config(cfg);
     EXPECT_TRUE(same_bits(filter_map(fd), filter_of(st()).bits()));
+    EXPECT_TRUE(index_matches(map_fd("vip_index"), st()));
     {
         CounterWatch c(dp());
         EXPECT_ACTION(run(v4().tcp(40100, 80).syn()), XDP_PASS);
@@ -261,14 +294,7 @@ TEST_F(VipFilterTest, KeyInAVipsBucketStillPassesWhenItIsNoVip)
 {
     // A port of the VIP's address whose key lands in the VIP's bucket: the
     // filter lets it through to the vips lookup, which finds nothing.
-    const lbd_vip_key vip_key = vip("web4").key();
-    std::optional<uint16_t> port;
-    for (uint32_t p = 1; p < 65536 && !port; p++) {
-        lbd_vip_key k = vip_key;
-        k.port = htons(uint16_t(p));
-        if (p != 80 && lbd_vip_filter_bit(&k) == lbd_vip_filter_bit(&vip_key))
-            port = uint16_t(p);
-    }
+    const std::optional<uint16_t> port = colliding_port(vip("web4").key());
     if (!port)
         GTEST_SKIP() << "no port of the VIP's address shares its bucket (hash constants changed?)";
     CounterWatch c(dp());
@@ -277,6 +303,49 @@ TEST_F(VipFilterTest, KeyInAVipsBucketStillPassesWhenItIsNoVip)
     EXPECT_ACTION(r, XDP_PASS);
     EXPECT_FRAME(in, r.out);
     EXPECT_TRUE(c.verdicts_are(LBD_CNT_PASS_NOT_VIP)) << "port " << *port;
+}
+
+TEST_F(VipFilterTest, TwoVipsInOneBucketAreBothFoundAndOneSurvivesTheOther)
+{
+    // A second VIP on web4's address whose key lands in web4's bucket: the
+    // index says "many" and both are found through the vips hash; when web4
+    // goes, the index names the other one alone.
+    const std::optional<uint16_t> port = colliding_port(vip("web4").key());
+    if (!port)
+        GTEST_SKIP() << "no port of the VIP's address shares its bucket (hash constants changed?)";
+    auto cfg = config_;
+    auto web4 = std::find_if(cfg.begin(), cfg.end(), [](const auto& v) { return v.name == "web4"; });
+    ASSERT_NE(web4, cfg.end());
+    lbd::VipConfig twin = *web4;
+    twin.name = "twin4";
+    twin.port = *port;
+    for (auto& b : twin.backends)
+        b.port = *port;
+    cfg.push_back(twin);
+    apply_config(cfg);
+    const lbd_vip_key k = vip("web4").key();
+    const uint32_t bucket = lbd_vip_filter_bit(&k);
+    uint32_t slot = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(map_fd("vip_index"), &bucket, &slot), 0);
+    EXPECT_EQ(slot, LBD_VIP_INDEX_MANY);
+    for (uint16_t p : {uint16_t(80), *port}) {
+        CounterWatch c(dp());
+        EXPECT_ACTION(run(v4().tcp(40200, p).syn()), XDP_TX) << "port " << p;
+        EXPECT_TRUE(c.verdicts_are(LBD_CNT_TX)) << "port " << p;
+    }
+    cfg.erase(std::find_if(cfg.begin(), cfg.end(), [](const auto& v) { return v.name == "web4"; }));
+    apply_config(cfg);
+    ASSERT_EQ(bpf_map_lookup_elem(map_fd("vip_index"), &bucket, &slot), 0);
+    EXPECT_EQ(slot, vip("twin4").vip_id + 1) << "the bucket's one VIP left, by id";
+    EXPECT_TRUE(index_matches(map_fd("vip_index"), st()));
+    {
+        CounterWatch c(dp());
+        EXPECT_ACTION(run(v4().tcp(40201, *port).syn()), XDP_TX);
+        EXPECT_TRUE(c.verdicts_are(LBD_CNT_TX));
+    }
+    CounterWatch c(dp());
+    EXPECT_ACTION(run(v4().tcp(40202, 80).syn()), XDP_PASS) << "web4 is gone";
+    EXPECT_TRUE(c.verdicts_are(LBD_CNT_PASS_NOT_VIP));
 }
 
 }  // namespace

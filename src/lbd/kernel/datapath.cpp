@@ -144,37 +144,63 @@ BpfMapWriter::BpfMapWriter(xdp_lb* skel, uint32_t ring_size)
     : skel_(skel), ring_size_(ring_size), ncpus_(libbpf_num_possible_cpus()),
       lc_(bpf_map__fd(skel->maps.lc_active), bpf_map__value_size(skel->maps.lc_active))
 {
-    // The filter map is this program's own (not pinned): it starts empty and
-    // must cover every VIP already in the (possibly adopted) vips map before
-    // the program sees a packet.
-    for (const auto& [key, meta] : read_vips())
-        filter_.add(key);
-    write_filter();
+    // vip_filter, vip_index and vip_by_id are this program's own (not
+    // pinned): they start empty and must cover every VIP already in the
+    // (possibly adopted) vips map before the program sees a packet.
+    for (const auto& [key, meta] : read_vips()) {
+        put_vip_entry(key, meta);
+        write_index(index_.add(key, meta.vip_id));
+    }
+    write_index({true, {}});
 }
 
-void BpfMapWriter::write_filter()
+void BpfMapWriter::put_vip_entry(const lbd_vip_key& key, const lbd_vip_meta& meta)
 {
-    const uint32_t zero = 0;
-    check(bpf_map__update_elem(skel_->maps.vip_filter, &zero, sizeof zero, &filter_.bits(),
-                               sizeof(lbd_vip_filter), BPF_ANY),
-          "writing the vip_filter map");
+    const lbd_vip_entry e{key, meta};
+    check(bpf_map__update_elem(skel_->maps.vip_by_id, &meta.vip_id, sizeof meta.vip_id, &e, sizeof e, BPF_ANY),
+          "writing the vip_by_id map");
+}
+
+void BpfMapWriter::write_index(const VipIndex::Change& c)
+{
+    for (uint32_t b : c.buckets) {
+        const uint32_t v = index_.slot(b);
+        check(bpf_map__update_elem(skel_->maps.vip_index, &b, sizeof b, &v, sizeof v, BPF_ANY),
+              "writing the vip_index map");
+    }
+    if (c.bitmap) {
+        const uint32_t zero = 0;
+        check(bpf_map__update_elem(skel_->maps.vip_filter, &zero, sizeof zero, &index_.bits(),
+                                   sizeof(lbd_vip_filter), BPF_ANY),
+              "writing the vip_filter map");
+    }
 }
 
 void BpfMapWriter::put_vip(const lbd_vip_key& key, const lbd_vip_meta& meta)
 {
-    if (filter_.add(key))
-        write_filter();  // before the VIP: its first packet must not be filtered out
+    // What the index will point at first, then the hash (a bucket of several
+    // VIPs sends the program there), then the index and the bitmap: a new
+    // VIP's first packet finds all of it.
+    put_vip_entry(key, meta);
     check(bpf_map__update_elem(skel_->maps.vips, &key, sizeof key, &meta, sizeof meta, BPF_ANY),
           "writing the vips map");
+    write_index(index_.add(key, meta.vip_id));
 }
 
 void BpfMapWriter::delete_vip(const lbd_vip_key& key)
 {
+    // The reverse: the index and bitmap stop leading to it, then the hash
+    // entry and the entry by id go.
+    const auto id = index_.id_of(key);
+    write_index(index_.remove(key));
     int rc = bpf_map__delete_elem(skel_->maps.vips, &key, sizeof key, 0);
     if (rc < 0 && errno != ENOENT)
         check(rc, "deleting from the vips map");
-    if (filter_.remove(key))
-        write_filter();  // after: the bucket is empty now
+    if (id) {
+        const lbd_vip_entry none{};
+        check(bpf_map__update_elem(skel_->maps.vip_by_id, &*id, sizeof *id, &none, sizeof none, BPF_ANY),
+              "clearing the vip_by_id map");
+    }
 }
 
 void BpfMapWriter::put_backend(uint32_t id, const lbd_backend& be)
@@ -372,6 +398,7 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
     skel_->rodata->ring_size = cfg.maglev_ring_size;
     skel_->rodata->hash_seed = cfg.hash_seed;
     bpf_map__set_max_entries(skel_->maps.vips, cfg.max_vips);
+    bpf_map__set_max_entries(skel_->maps.vip_by_id, cfg.max_vips);
     bpf_map__set_max_entries(skel_->maps.vip_stats, cfg.max_vips);
     bpf_map__set_max_entries(skel_->maps.ring, cfg.max_vips);
     bpf_map__set_value_size(skel_->maps.ring, cfg.maglev_ring_size * uint32_t(sizeof(uint32_t)));

@@ -10,7 +10,7 @@
 
 #include "lbd/core/config.h"
 #include "lbd/core/map_writer.h"
-#include "lbd/core/vip_filter.h"
+#include "lbd/core/vip_index.h"
 
 struct xdp_lb;
 
@@ -65,11 +65,12 @@ public:
 
 private:
     void zero_percpu(int fd, uint32_t idx, size_t value_size);
-    void write_filter();
+    void put_vip_entry(const lbd_vip_key& key, const lbd_vip_meta& meta);
+    void write_index(const VipIndex::Change& c);
     xdp_lb* skel_;
     uint32_t ring_size_;
     int ncpus_;
-    VipFilter filter_;  ///< the vip_filter map's bits, from every key in vips
+    VipIndex index_;  ///< what vip_filter and vip_index hold, from every key in vips
     LcCounters lc_;
 };
 

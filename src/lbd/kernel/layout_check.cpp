@@ -8,6 +8,7 @@
 static_assert(sizeof(lbd_addr) == 16);
 static_assert(sizeof(lbd_vip_key) == 20);
 static_assert(sizeof(lbd_vip_filter) == (1u << LBD_VIP_FILTER_LOG2) / 8);
+static_assert(sizeof(lbd_vip_entry) == 40);
 static_assert(offsetof(lbd_vip_key, port) == 16);
 static_assert(offsetof(lbd_vip_key, proto) == 18);
 static_assert(offsetof(lbd_vip_key, family) == 19);
