@@ -53,14 +53,6 @@ constexpr uint16_t kPort = 7000;
 
 double cpu_seconds(const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; }
 
-void pin_to_cpu(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
 /// A private mount namespace with /sys remounted, so /sys/class/net shows
 /// this network namespace's devices (for their RPS settings).
 std::string own_sysfs()
@@ -102,7 +94,11 @@ std::string write_file(const std::string& path, const std::string& value)
         if (auto e = lbb::sh(cmd); !e.empty())
             die(e);
     if (cpus > 1) {
-        pin_to_cpu(1);
+        try {
+            lbb::pin_to_cpu(1);
+        } catch (const std::exception& e) {
+            die(e.what());
+        }
         if (auto e = write_file("/sys/class/net/hcb1/queues/rx-0/rps_cpus", "2"); !e.empty())
             die(e);
     }
@@ -196,7 +192,7 @@ int main(int argc, char** argv)
         }
     }
     if (cpus > 1) {
-        pin_to_cpu(0);
+        lbb::pin_to_cpu(0);  // throws only if CPU 0 is not ours: then the run means nothing
         if (auto e = write_file("/sys/class/net/hcb0/queues/rx-0/rps_cpus", "1"); !e.empty()) {
             std::fprintf(stderr, "health_bench: %s\n", e.c_str());
             stop_child();

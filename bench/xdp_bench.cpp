@@ -425,13 +425,11 @@ void on_cpu(int cpu, F f)
         std::rethrow_exception(err);
 }
 
-/// Live runs on several CPUs at once (thread i on CPU i, frames[i], queue i),
-/// released together. Returns each thread's ns/iteration.
-std::vector<double> run_live_concurrent(int prog_fd, const std::vector<Bytes>& frames, uint32_t n,
-                                        uint32_t batch)
+/// work(i) on k threads, thread i pinned to CPU i, all released together;
+/// the first exception thrown in one is rethrown here.
+template <typename F>
+void on_cpus(size_t k, F&& work)
 {
-    const size_t k = frames.size();
-    std::vector<double> d(k, 0);
     std::vector<std::exception_ptr> errs(k);
     std::barrier sync{static_cast<std::ptrdiff_t>(k)};
     std::vector<std::thread> threads;
@@ -440,7 +438,7 @@ std::vector<double> run_live_concurrent(int prog_fd, const std::vector<Bytes>& f
             try {
                 lbb::pin_to_cpu(int(i));
                 sync.arrive_and_wait();
-                d[i] = run_live(prog_fd, frames[i], n, batch, uint32_t(i));
+                work(i);
             } catch (...) {
                 errs[i] = std::current_exception();
             }
@@ -450,6 +448,15 @@ std::vector<double> run_live_concurrent(int prog_fd, const std::vector<Bytes>& f
     for (auto& e : errs)
         if (e)
             std::rethrow_exception(e);
+}
+
+/// Live runs on several CPUs at once (thread i on CPU i, frames[i], queue i),
+/// released together. Returns each thread's ns/iteration.
+std::vector<double> run_live_concurrent(int prog_fd, const std::vector<Bytes>& frames, uint32_t n,
+                                        uint32_t batch)
+{
+    std::vector<double> d(frames.size(), 0);
+    on_cpus(frames.size(), [&](size_t i) { d[i] = run_live(prog_fd, frames[i], n, batch, uint32_t(i)); });
     return d;
 }
 
@@ -727,7 +734,6 @@ Result measure_single(Target& t, const Baselines& b, const Case& c,
     const int base_fd = c.tx ? b.bounce : b.pass;
     const size_t k = per_cpu.size();
     std::vector<std::vector<uint32_t>> prog(k), base(k);
-    std::vector<std::exception_ptr> errs(k);
     auto work = [&](size_t i) {
         prog[i].reserve(size_t(runs));
         base[i].reserve(size_t(runs));
@@ -739,27 +745,10 @@ Result measure_single(Target& t, const Baselines& b, const Case& c,
         }
     };
     Snapshot s(t, c);
-    if (k == 1) {
+    if (k == 1)
         work(0);
-    } else {
-        std::barrier sync{static_cast<std::ptrdiff_t>(k)};
-        std::vector<std::thread> threads;
-        for (size_t i = 0; i < k; i++)
-            threads.emplace_back([&, i] {
-                try {
-                    lbb::pin_to_cpu(int(i));
-                    sync.arrive_and_wait();
-                    work(i);
-                } catch (...) {
-                    errs[i] = std::current_exception();
-                }
-            });
-        for (auto& th : threads)
-            th.join();
-        for (auto& e : errs)
-            if (e)
-                std::rethrow_exception(e);
-    }
+    else
+        on_cpus(k, work);
     Result r;
     r.ok = s.check(uint64_t(runs) * k, "single runs", false);
     std::vector<uint32_t> all_prog, all_base;
