@@ -42,22 +42,39 @@ LBD_HASH_INLINE __u32 lbd_hash_final(__u32 h)
 	return h;
 }
 
-/* Hash of a flow key (both families; IPv4 keys have zero upper words). */
+/* murmur3's 64-bit finaliser. */
+LBD_HASH_INLINE __u64 lbd_fmix64(__u64 k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return k;
+}
+
+LBD_HASH_INLINE __u64 lbd_u64_of(__u32 lo, __u32 hi)
+{
+	return ((__u64)hi << 32) | lo;
+}
+
+/* Hash of a flow key (both families; IPv4 keys have zero upper words). The
+ * key as five 64-bit lanes, each multiplied by its own odd constant (five
+ * independent multiplies the CPU runs side by side), summed, then the
+ * finaliser: a dependency chain of three multiplies, where a word-at-a-time
+ * hash of the 40 bytes would chain ten rounds. Every packet for a VIP pays
+ * it (docs/benchmarks.md). */
 LBD_HASH_INLINE __u32 lbd_flow_hash(const struct lbd_flow_key *k, __u32 seed)
 {
-	__u32 h = seed;
+	__u64 a = lbd_u64_of(k->src.w[0], k->src.w[1]) ^ ((__u64)seed << 32 | seed);
+	__u64 b = lbd_u64_of(k->src.w[2], k->src.w[3]);
+	__u64 c = lbd_u64_of(k->dst.w[0], k->dst.w[1]);
+	__u64 d = lbd_u64_of(k->dst.w[2], k->dst.w[3]);
+	__u64 e = lbd_u64_of(((__u32)k->sport << 16) | k->dport, ((__u32)k->proto << 8) | k->family);
 
-	h = lbd_hash_round(h, k->src.w[0]);
-	h = lbd_hash_round(h, k->src.w[1]);
-	h = lbd_hash_round(h, k->src.w[2]);
-	h = lbd_hash_round(h, k->src.w[3]);
-	h = lbd_hash_round(h, k->dst.w[0]);
-	h = lbd_hash_round(h, k->dst.w[1]);
-	h = lbd_hash_round(h, k->dst.w[2]);
-	h = lbd_hash_round(h, k->dst.w[3]);
-	h = lbd_hash_round(h, ((__u32)k->sport << 16) | k->dport);
-	h = lbd_hash_round(h, ((__u32)k->proto << 8) | k->family);
-	return lbd_hash_final(h ^ 40);
+	return (__u32)lbd_fmix64(a * 0x9e3779b97f4a7c15ULL + b * 0xc2b2ae3d27d4eb4fULL +
+				 c * 0x165667b19e3779f9ULL + d * 0x85ebca77c2b2ae63ULL +
+				 e * 0x27d4eb2f165667c5ULL);
 }
 
 /* Hash of an address alone (source-hash: the client's address, so every
@@ -87,6 +104,23 @@ LBD_HASH_INLINE __u32 lbd_vip_filter_bit(const struct lbd_vip_key *k)
 LBD_HASH_INLINE __u32 lbd_reduce(__u32 h, __u32 n)
 {
 	return (__u32)(((__u64)h * n) >> 32);
+}
+
+/* The connection table's bucket of a flow (its hash under the seed). */
+LBD_HASH_INLINE __u32 lbd_ct_bucket_of(__u32 flow_hash, __u32 buckets)
+{
+	/* Other bits than a ring's slot (lbd_reduce of the hash itself). */
+	return lbd_reduce(lbd_rotl32(flow_hash, 16), buckets);
+}
+
+/* An entry's check: binds the backend to the flow it was written for. Never
+ * 0 (that is an empty entry). One 64-bit multiply: it is computed on every
+ * connection-table hit. */
+LBD_HASH_INLINE __u32 lbd_ct_check(__u32 flow_hash, __u32 backend_id, __u32 backend_gen)
+{
+	__u64 x = lbd_u64_of(backend_id, flow_hash) ^ ((__u64)backend_gen * 0x9e3779b97f4a7c15ULL);
+
+	return (__u32)((x * 0xc2b2ae3d27d4eb4fULL) >> 32) | 1;
 }
 
 #endif /* LBD_HASH_H */

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define LBD_ABI_VERSION 3
+#define LBD_ABI_VERSION 4
 
 /* Default map sizes; the real sizes are set from the config before load. */
 #ifndef LBD_DEFAULT_MAX_VIPS
@@ -161,18 +161,35 @@ struct lbd_flow_key {
 	__u16 reserved;
 };
 
-/* Value of the connection table. */
+/* What the connection table holds for a flow. */
 struct lbd_ct_value {
 	__u32 backend_id;
 	__u32 backend_gen; /* must equal backends[backend_id].gen to be used */
 	__u64 last_seen;   /* coarse ns clock; refreshed at most once a second */
 	__u32 flags;       /* LBD_CT_F_* */
-	__u32 reserved;
+	__u32 check;       /* lbd_ct_check(flow hash, backend_id, backend_gen); 0: empty */
+};
+
+/* The connection table is set-associative: an ARRAY map of buckets, a flow's
+ * bucket chosen by its flow hash (lbd_ct_bucket_of), LBD_CT_WAYS entries
+ * each. The program and lbd (through a mapping of the map) write entries in
+ * place without a lock; an entry is used only when its check matches, so a
+ * torn write reads as a miss, never as another flow's backend. */
+#define LBD_CT_WAYS 8
+
+struct lbd_ct_entry {
+	struct lbd_flow_key key;
+	struct lbd_ct_value v;
+};
+
+struct lbd_ct_bucket {
+	struct lbd_ct_entry e[LBD_CT_WAYS];
 };
 
 /* The flow is counted in lc_active[backend_id] (least-conn VIPs). */
 #define LBD_CT_F_COUNTED 0x1
-/* A TCP FIN or RST was seen: the flow no longer counts as active. */
+/* A TCP FIN or RST was seen: the flow no longer counts as active (least-conn)
+ * and is the first entry a full bucket gives up. */
 #define LBD_CT_F_CLOSED 0x2
 
 /* The one entry of the config map: per-node settings userspace may change
@@ -223,7 +240,7 @@ enum lbd_counter {
 	LBD_CNT_CT_HIT,           /* connection table had the flow */
 	LBD_CNT_CT_MISS,          /* connection table did not have the flow */
 	LBD_CNT_CT_RESCHEDULE,    /* pinned backend force-removed or down: re-picked */
-	LBD_CNT_CT_UPDATE_FAIL,   /* connection table insert failed */
+	LBD_CNT_CT_EVICT,         /* a full bucket gave up its least recently seen flow */
 	LBD_CNT_NEIGH_EVENT_LOST, /* could not tell lbd about a missing neighbour */
 	LBD_CNT_PERSIST_HIT,      /* a new flow went to its client's remembered backend */
 	LBD_CNT_MAX,
@@ -238,7 +255,7 @@ inline const char *lbd_counter_name(unsigned c)
 		"pass_fwd_disabled", "pass_fib_other", "pass_too_big", "pass_not_unicast",
 		"drop_no_backend", "drop_fib_unreachable", "drop_encap", "drop_family",
 		"icmp_too_big_sent", "icmp_error_forwarded", "ct_hit", "ct_miss",
-		"ct_reschedule", "ct_update_fail", "neigh_event_lost", "persist_hit",
+		"ct_reschedule", "ct_evicted", "neigh_event_lost", "persist_hit",
 	};
 	return c < LBD_CNT_MAX ? names[c] : "unknown";
 }

@@ -17,6 +17,8 @@ const volatile __u32 hash_seed = 0x5eed;
 /* Counters in lc_active's value (its value size / 4), a power of two,
  * minus 1: the mask that keeps an index inside it. */
 const volatile __u32 lc_mask = LBD_DEFAULT_MAX_BACKENDS - 1;
+/* Buckets of the connection table (its max_entries). */
+const volatile __u32 ct_buckets = LBD_DEFAULT_CONNTRACK_SIZE / LBD_CT_WAYS;
 
 /* vips: lbd_vip_key -> lbd_vip_meta; written by lbd (map writer). */
 struct {
@@ -73,16 +75,17 @@ struct {
 	__uint(max_entries, LBD_DEFAULT_MAX_BACKENDS);
 } backends SEC(".maps");
 
-/* conntrack: client 5-tuple -> pinned backend; written by this program on
- * new flows, read by lbd for flow counts. One hash shared by all CPUs (a
- * flow is correct whichever CPU sees it) with per-CPU LRU lists so inserts
- * do not contend on one lock; see docs/architecture.md for the measurement. */
+/* conntrack: bucket -> lbd_ct_bucket, the connection table (conntrack.h):
+ * written by this program on new flows, read (and idle flows un-counted) by
+ * lbd through a mapping. One table shared by all CPUs (a flow is correct
+ * whichever CPU sees it); see docs/architecture.md for the measurement. lbd
+ * sets max_entries (ct_buckets) before load. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct lbd_flow_key);
-	__type(value, struct lbd_ct_value);
-	__uint(max_entries, LBD_DEFAULT_CONNTRACK_SIZE);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lbd_ct_bucket);
+	__uint(max_entries, LBD_DEFAULT_CONNTRACK_SIZE / LBD_CT_WAYS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 } conntrack SEC(".maps");
 
 /* sched: vip_id -> lbd_sched, the members of a VIP that no ring schedules

@@ -78,7 +78,7 @@ int xdp_lb(struct xdp_md *ctx)
 	/* A SYN opens a new connection: it is scheduled afresh (a drained or
 	 * re-weighted backend gets no new connection through a reused 5-tuple)
 	 * and its entry replaces any old one. */
-	be = pkt.tcp_syn || one_packet ? NULL : ct_lookup(&pkt, vip, &be_id);
+	be = pkt.tcp_syn || one_packet ? NULL : ct_lookup(&pkt, vip, hash, &be_id);
 	if (!be) {
 		be = persistent ? persist_lookup(&pkey, vip, pkt.now, &be_id) : NULL;
 		if (!be) {
@@ -95,7 +95,7 @@ int xdp_lb(struct xdp_md *ctx)
 		}
 		if (!pkt.icmp_error) {
 			if (!one_packet)
-				ct_insert(&pkt, vip, be_id, be);
+				ct_insert(&pkt, vip, hash, be_id, be);
 			new_flow = 1;
 		}
 	} else if (persistent) {

@@ -247,8 +247,7 @@ void XdpTest::SetUp()
     cfg.hash_seed = kSeed;
     // Never lbd's real pin path: these maps are this test's alone.
     cfg.pin_path = pin_path();
-    // The conntrack LRU has per-CPU lists: each possible CPU gets a share.
-    cfg.conntrack_size = std::max<uint32_t>(4096, 1024u * uint32_t(libbpf_num_possible_cpus()));
+    cfg.conntrack_size = 65536;
     try {
         // Not pinned: every test starts from fresh maps and leaves nothing
         // behind in the (shared, host) bpffs.
@@ -386,10 +385,10 @@ std::optional<lbd::IpAddr> XdpTest::ring_pick(const std::string& vip_name, const
 
 std::optional<lbd_ct_value> XdpTest::conntrack_entry(const lbd_flow_key& flow)
 {
-    lbd_ct_value v{};
-    if (bpf_map_lookup_elem(map_fd("conntrack"), &flow, &v) != 0)
+    const lbd_ct_entry* e = lbd::ct_find(dp().conntrack(), flow, kSeed);
+    if (!e)
         return std::nullopt;
-    return v;
+    return e->v;
 }
 
 Packet XdpTest::encapsulated(const Packet& in, const lbd::IpAddr& backend,

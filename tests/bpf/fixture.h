@@ -31,6 +31,7 @@
 
 #include "lbd/core/config.h"
 #include "lbd/core/lb_state.h"
+#include "lbd/core/conntrack_table.h"
 #include "lbd/kernel/datapath.h"
 #include "packet_builder.h"
 

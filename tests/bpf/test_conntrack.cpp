@@ -5,6 +5,9 @@
 #include <linux/bpf.h>
 
 #include <map>
+#include <span>
+#include <stdexcept>
+#include <vector>
 
 #include <cstdlib>
 #include <ctime>
@@ -364,3 +367,79 @@ TEST_F(Conntrack, Ipv6EstablishedFlowsKeepTheirBackend)
 }
 
 }  // namespace
+
+namespace {
+
+/// `n` client ports (from 30000 up) whose flows to web4 share one bucket.
+std::vector<uint16_t> ports_in_one_bucket(std::span<lbd_ct_bucket> table, size_t n)
+{
+    std::map<uint32_t, std::vector<uint16_t>> by_bucket;
+    for (uint32_t port = 30000; port < 65535; port++) {
+        const lbd_flow_key k = tcp_syn(kClient4, uint16_t(port), kVip4).flow();
+        auto& v = by_bucket[lbd_ct_bucket_of(lbd_flow_hash(&k, kSeed), uint32_t(table.size()))];
+        v.push_back(uint16_t(port));
+        if (v.size() == n)
+            return v;
+    }
+    throw std::runtime_error("no bucket with enough flows");
+}
+
+}  // namespace
+
+TEST_F(Conntrack, FullBucketGivesUpAClosedFlowThenTheLeastRecentlySeen)
+{
+    const auto ports = ports_in_one_bucket(dp().conntrack(), LBD_CT_WAYS + 2);
+    for (int i = 0; i < LBD_CT_WAYS; i++)
+        ASSERT_ACTION(run(tcp_syn(kClient4, ports[i], kVip4)), XDP_TX);
+    for (int i = 0; i < LBD_CT_WAYS; i++)
+        ASSERT_TRUE(conntrack_entry(flow_of(ports[i]))) << "way " << i;
+    // Flow 3 was last seen long ago; flow 5's client closed it.
+    lbd_ct_entry* old = lbd::ct_find(dp().conntrack(), flow_of(ports[3]), kSeed);
+    ASSERT_TRUE(old);
+    old->v.last_seen -= 100'000'000'000ull;
+    ASSERT_ACTION(run(tcp_ack(kClient4, ports[5], kVip4).fin()), XDP_TX);
+    ASSERT_TRUE(conntrack_entry(flow_of(ports[5]))->flags & LBD_CT_F_CLOSED);
+
+    CounterWatch counters(dp());
+    ASSERT_ACTION(run(tcp_syn(kClient4, ports[8], kVip4)), XDP_TX);
+    EXPECT_FALSE(conntrack_entry(flow_of(ports[5]))) << "the closed flow goes first";
+    EXPECT_TRUE(conntrack_entry(flow_of(ports[3])));
+    EXPECT_EQ(counters.delta(LBD_CNT_CT_EVICT), 0u) << "a closed flow is not counted as evicted";
+
+    ASSERT_ACTION(run(tcp_syn(kClient4, ports[9], kVip4)), XDP_TX);
+    EXPECT_FALSE(conntrack_entry(flow_of(ports[3]))) << "then the least recently seen";
+    EXPECT_EQ(counters.delta(LBD_CNT_CT_EVICT), 1u);
+    for (int i : {0, 1, 2, 4, 6, 7, 8, 9})
+        EXPECT_TRUE(conntrack_entry(flow_of(ports[i]))) << "port " << ports[i];
+
+    // The evicted flow's next packet is scheduled again (the ring: same
+    // backend) and pinned again.
+    const Packet ack = tcp_ack(kClient4, ports[3], kVip4);
+    const RunResult r = run(ack);
+    ASSERT_ACTION(r, XDP_TX);
+    EXPECT_EQ(r.outer_dst(), ring_pick("web4", ack.flow()));
+    EXPECT_TRUE(conntrack_entry(flow_of(ports[3])));
+}
+
+TEST_F(Conntrack, EntryWhoseCheckDoesNotMatchIsAMissNotAnotherBackend)
+{
+    const Packet syn = tcp_syn(kClient4, 52000, kVip4);
+    const RunResult first = run(syn);
+    ASSERT_ACTION(first, XDP_TX);
+    lbd_ct_entry* e = lbd::ct_find(dp().conntrack(), syn.flow(), kSeed);
+    ASSERT_TRUE(e);
+    // Half of another write: the backend of another flow, the check of this one.
+    const lbd::IpAddr other = first.outer_dst() == kB10 ? kB12 : kB10;
+    e->v.backend_id = backend_id("web4", other);
+    EXPECT_FALSE(lbd::ct_find(dp().conntrack(), syn.flow(), kSeed));
+
+    CounterWatch counters(dp());
+    const RunResult r = run(tcp_ack(kClient4, 52000, kVip4));
+    ASSERT_ACTION(r, XDP_TX);
+    EXPECT_EQ(r.outer_dst(), first.outer_dst()) << "not the torn entry's backend";
+    EXPECT_EQ(counters.delta(LBD_CNT_CT_MISS), 1u);
+    EXPECT_EQ(counters.delta(LBD_CNT_CT_HIT), 0u);
+    const auto ct = conntrack_entry(syn.flow());
+    ASSERT_TRUE(ct) << "written again, whole";
+    EXPECT_EQ(ct->backend_id, backend_id("web4", first.outer_dst()));
+}

@@ -442,6 +442,31 @@ TEST_F(Scheduling, LeastConnMovesOffADownBackendAndItsCountFollows)
     EXPECT_EQ(lc_active("lc", kB[1]), 10);
 }
 
+TEST_F(Scheduling, LeastConnFlowGivenUpByAFullBucketStopsCounting)
+{
+    add("lc", kRrVip, Algorithm::LeastConn, {"198.18.61.10", "198.18.61.11"});
+    // LBD_CT_WAYS + 1 flows that share one bucket of the connection table.
+    const auto table = dp().conntrack();
+    std::map<uint32_t, std::vector<uint16_t>> by_bucket;
+    std::vector<uint16_t> ports;
+    for (uint32_t p = 20000; p < 65535 && ports.empty(); p++) {
+        const lbd_flow_key k = tcp_syn(kClient4, uint16_t(p), kRrVip).flow();
+        auto& v = by_bucket[lbd_ct_bucket_of(lbd_flow_hash(&k, kSeed), uint32_t(table.size()))];
+        v.push_back(uint16_t(p));
+        if (v.size() == LBD_CT_WAYS + 1)
+            ports = v;
+    }
+    ASSERT_EQ(ports.size(), size_t(LBD_CT_WAYS + 1));
+    for (int i = 0; i < LBD_CT_WAYS; i++)
+        one(tcp_syn(kClient4, ports[i], kRrVip));
+    EXPECT_EQ(lc_active("lc", kB[0]) + lc_active("lc", kB[1]), LBD_CT_WAYS);
+    // The oldest goes for the new one: the count stays right.
+    lbd::ct_find(table, tcp_syn(kClient4, ports[0], kRrVip).flow(), kSeed)->v.last_seen -= 10'000'000'000ull;
+    one(tcp_syn(kClient4, ports[LBD_CT_WAYS], kRrVip));
+    EXPECT_FALSE(conntrack_entry(tcp_syn(kClient4, ports[0], kRrVip).flow()));
+    EXPECT_EQ(lc_active("lc", kB[0]) + lc_active("lc", kB[1]), LBD_CT_WAYS);
+}
+
 TEST_F(Scheduling, LeastConnIdleFlowsStopCountingUntilTheyTalkAgain)
 {
     add("lc", kRrVip, Algorithm::LeastConn, {"198.18.61.10", "198.18.61.11"});
@@ -452,9 +477,9 @@ TEST_F(Scheduling, LeastConnIdleFlowsStopCountingUntilTheyTalkAgain)
     auto ct = conntrack_entry(k);
     ASSERT_TRUE(ct);
     const auto idle_be = one(tcp_ack(kClient4, 20000, kRrVip));
-    ct = conntrack_entry(k);
-    ct->last_seen -= 600'000'000'000ull;
-    ASSERT_EQ(bpf_map_update_elem(map_fd("conntrack"), &k, &*ct, BPF_EXIST), 0);
+    lbd_ct_entry* e = lbd::ct_find(dp().conntrack(), k, kSeed);
+    ASSERT_TRUE(e);
+    e->v.last_seen -= 600'000'000'000ull;
 
     const auto& v = vip("lc");
     std::vector<uint32_t> ids;

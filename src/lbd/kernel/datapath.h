@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,21 @@ std::vector<std::string> enable_forwarding(const std::string& iface);
 /// Driver name of an interface ("veth", "mlx5_core", ...), empty if unknown.
 std::string driver_name(const std::string& iface);
 
+/// An mmap of a BPF_F_MMAPABLE array map (all its values), unmapped at the end.
+class MapMapping {
+public:
+    /// Throws (naming `what`) if the map cannot be mapped.
+    MapMapping(int map_fd, size_t bytes, const char* what);
+    ~MapMapping();
+    MapMapping(const MapMapping&) = delete;
+    MapMapping& operator=(const MapMapping&) = delete;
+    void* data() const { return base_; }
+
+private:
+    void* base_ = nullptr;
+    size_t len_ = 0;
+};
+
 /// The least-conn counters (lc_active: one value, a __s32 per backend id),
 /// mapped into lbd's memory so that one counter is read or written at a
 /// time: the program adds to the others meanwhile. Ids outside the map
@@ -33,7 +50,6 @@ std::string driver_name(const std::string& iface);
 class LcCounters {
 public:
     explicit LcCounters(int map_fd, uint32_t value_size);
-    ~LcCounters();
     LcCounters(const LcCounters&) = delete;
     LcCounters& operator=(const LcCounters&) = delete;
     int32_t get(uint32_t id) const;
@@ -41,8 +57,7 @@ public:
 
 private:
     int32_t* slot(uint32_t id) const;
-    void* base_ = nullptr;
-    size_t len_ = 0;
+    MapMapping map_;
     uint32_t count_ = 0;
 };
 
@@ -136,6 +151,9 @@ public:
     /// next call (docs/scheduling.md).
     size_t reconcile_least_conn(const std::vector<uint32_t>& ids, uint64_t tcp_idle_ns,
                                 uint64_t udp_idle_ns);
+    /// The connection table's buckets, mapped (the program writes them
+    /// meanwhile: read entries with ct_read, lbd/core/conntrack_table.h).
+    std::span<lbd_ct_bucket> conntrack() const;
 
 private:
     lbd_stats read_stats(int fd, uint32_t idx) const;
@@ -147,6 +165,8 @@ private:
     std::unique_ptr<BpfMapWriter> writer_;
     std::vector<Attachment> attached_;
     int ncpus_ = 1;
+    std::optional<MapMapping> ct_map_;
+    uint32_t ct_buckets_ = 0;
 };
 
 }  // namespace lbd
