@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <stdexcept>
 
 #include "lbd_hash.h"
@@ -389,6 +390,21 @@ std::optional<lbd_ct_value> XdpTest::conntrack_entry(const lbd_flow_key& flow)
     if (!e)
         return std::nullopt;
     return e->v;
+}
+
+std::vector<uint16_t> XdpTest::ports_in_one_bucket(const lbd::IpAddr& client, const lbd::IpAddr& vip, size_t n,
+                                                   uint16_t from)
+{
+    const auto table = dp().conntrack();
+    std::map<uint32_t, std::vector<uint16_t>> by_bucket;
+    for (uint32_t port = from; port < 65536; port++) {
+        const lbd_flow_key k = tcp_syn(client, uint16_t(port), vip).flow();
+        auto& v = by_bucket[lbd_ct_bucket_of(lbd_flow_hash(&k, kSeed), uint32_t(table.size()))];
+        v.push_back(uint16_t(port));
+        if (v.size() == n)
+            return v;
+    }
+    throw std::runtime_error("no bucket of the connection table gets enough of these flows");
 }
 
 Packet XdpTest::encapsulated(const Packet& in, const lbd::IpAddr& backend,

@@ -139,6 +139,10 @@ protected:
     std::optional<lbd::IpAddr> ring_pick(const std::string& vip_name, const lbd_flow_key& flow);
     uint32_t ring_slot_id(uint32_t vip_id, const lbd_flow_key& flow);
     std::optional<lbd_ct_value> conntrack_entry(const lbd_flow_key& flow);
+    /// `n` client ports (`from` up) whose TCP flows from `client` to port 80
+    /// of `vip` share one bucket of the connection table.
+    std::vector<uint16_t> ports_in_one_bucket(const lbd::IpAddr& client, const lbd::IpAddr& vip, size_t n,
+                                              uint16_t from);
     uint32_t backend_id(const std::string& vip_name, const lbd::IpAddr& addr) const;
 
     /// The frame the program must send for `in` encapsulated toward

@@ -5,8 +5,6 @@
 #include <linux/bpf.h>
 
 #include <map>
-#include <span>
-#include <stdexcept>
 #include <vector>
 
 #include <cstdlib>
@@ -368,27 +366,9 @@ TEST_F(Conntrack, Ipv6EstablishedFlowsKeepTheirBackend)
 
 }  // namespace
 
-namespace {
-
-/// `n` client ports (from 30000 up) whose flows to web4 share one bucket.
-std::vector<uint16_t> ports_in_one_bucket(std::span<lbd_ct_bucket> table, size_t n)
-{
-    std::map<uint32_t, std::vector<uint16_t>> by_bucket;
-    for (uint32_t port = 30000; port < 65535; port++) {
-        const lbd_flow_key k = tcp_syn(kClient4, uint16_t(port), kVip4).flow();
-        auto& v = by_bucket[lbd_ct_bucket_of(lbd_flow_hash(&k, kSeed), uint32_t(table.size()))];
-        v.push_back(uint16_t(port));
-        if (v.size() == n)
-            return v;
-    }
-    throw std::runtime_error("no bucket with enough flows");
-}
-
-}  // namespace
-
 TEST_F(Conntrack, FullBucketGivesUpAClosedFlowThenTheLeastRecentlySeen)
 {
-    const auto ports = ports_in_one_bucket(dp().conntrack(), LBD_CT_WAYS + 2);
+    const auto ports = ports_in_one_bucket(kClient4, kVip4, LBD_CT_WAYS + 2, 30000);
     for (int i = 0; i < LBD_CT_WAYS; i++)
         ASSERT_ACTION(run(tcp_syn(kClient4, ports[i], kVip4)), XDP_TX);
     for (int i = 0; i < LBD_CT_WAYS; i++)

@@ -447,16 +447,7 @@ TEST_F(Scheduling, LeastConnFlowGivenUpByAFullBucketStopsCounting)
     add("lc", kRrVip, Algorithm::LeastConn, {"198.18.61.10", "198.18.61.11"});
     // LBD_CT_WAYS + 1 flows that share one bucket of the connection table.
     const auto table = dp().conntrack();
-    std::map<uint32_t, std::vector<uint16_t>> by_bucket;
-    std::vector<uint16_t> ports;
-    for (uint32_t p = 20000; p < 65535 && ports.empty(); p++) {
-        const lbd_flow_key k = tcp_syn(kClient4, uint16_t(p), kRrVip).flow();
-        auto& v = by_bucket[lbd_ct_bucket_of(lbd_flow_hash(&k, kSeed), uint32_t(table.size()))];
-        v.push_back(uint16_t(p));
-        if (v.size() == LBD_CT_WAYS + 1)
-            ports = v;
-    }
-    ASSERT_EQ(ports.size(), size_t(LBD_CT_WAYS + 1));
+    const auto ports = ports_in_one_bucket(kClient4, kRrVip, LBD_CT_WAYS + 1, 20000);
     for (int i = 0; i < LBD_CT_WAYS; i++)
         one(tcp_syn(kClient4, ports[i], kRrVip));
     EXPECT_EQ(lc_active("lc", kB[0]) + lc_active("lc", kB[1]), LBD_CT_WAYS);
