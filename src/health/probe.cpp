@@ -12,6 +12,7 @@
 
 #include "common/duration.h"
 #include "health/probe_util.h"
+#include "health/syn_prober.h"
 #include "health/tls_context.h"
 
 namespace lbd::health {
@@ -40,13 +41,15 @@ ProbeControl::HookGuard ProbeControl::on_stop(std::function<void()> fn)
     return HookGuard(*this);
 }
 
-void ProbeControl::begin(std::chrono::milliseconds timeout)
+void ProbeControl::begin(std::chrono::milliseconds timeout, bool arm)
 {
     ++generation_;
     active_ = true;
     timed_out_ = false;
     aborted_ = false;
     timer_.expires_after(timeout);
+    if (!arm)
+        return;
     // The handler holds a reference so this outlives a wait that is already
     // queued when the owner lets go.
     timer_.async_wait([self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
@@ -112,6 +115,13 @@ ProbeEnv::Tls& ProbeEnv::tls()
 uint64_t ProbeEnv::random()
 {
     return rng_();
+}
+
+SynProber& ProbeEnv::syn(const asio::any_io_executor& ex)
+{
+    if (!syn_)
+        syn_ = std::make_shared<SynProber>(ex, random());
+    return *syn_;
 }
 
 // ----------------------------------------------------------------- helpers
@@ -183,11 +193,13 @@ std::string setup_socket(int fd, const Target& t)
 
 asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, ProbeEnv& env)
 {
-    ctl.begin(t.config.timeout);
+    // A half-open probe waits on the deadline itself.
+    const bool half_open = t.config.type == CheckType::Tcp && t.config.half_open;
+    ctl.begin(t.config.timeout, !half_open);
     ProbeResult r;
     try {
         switch (t.config.type) {
-        case CheckType::Tcp: r = co_await detail::probe_tcp(t, ctl); break;
+        case CheckType::Tcp: r = co_await detail::probe_tcp(t, ctl, env); break;
         case CheckType::Http: r = co_await detail::probe_http(t, ctl, env, false); break;
         case CheckType::Https: r = co_await detail::probe_http(t, ctl, env, true); break;
         case CheckType::Udp: r = co_await detail::probe_udp(t, ctl); break;

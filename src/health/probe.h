@@ -23,6 +23,8 @@
 
 namespace lbd::health {
 
+class SynProber;
+
 /// What to probe. Keyed by (vip, address) in the checker.
 struct Target {
     std::string vip;
@@ -87,10 +89,23 @@ public:
     /// Declare the guard after the I/O object it closes.
     HookGuard on_stop(std::function<void()> fn);
 
-    /// Arms the deadline for a new probe (run_probe does this).
-    void begin(std::chrono::milliseconds timeout);
+    /// Sets the deadline for a new probe (run_probe does this). `arm`: the
+    /// deadline runs the hook; without it nothing happens at the deadline
+    /// unless the probe waits for it itself (async_wait_deadline): one timer
+    /// wait per probe instead of two.
+    void begin(std::chrono::milliseconds timeout, bool arm = true);
     /// Disarms it.
     void end();
+
+    /// For a probe begun without `arm`: completes at the deadline (no error)
+    /// or at wake() (operation_aborted), whichever is first.
+    template <class Token>
+    auto async_wait_deadline(Token&& token)
+    {
+        return timer_.async_wait(std::forward<Token>(token));
+    }
+    /// Ends async_wait_deadline now.
+    void wake() { timer_.cancel(); }
 
     ProbeControl(Private, const boost::asio::any_io_executor& ex) : timer_(ex) {}
 
@@ -118,9 +133,12 @@ public:
     struct Tls;
     Tls& tls();
     uint64_t random();
+    /// The half-open tcp prober, made on first use (its raw sockets then).
+    SynProber& syn(const boost::asio::any_io_executor& ex);
 
 private:
     std::unique_ptr<Tls> tls_;
+    std::shared_ptr<SynProber> syn_;
     std::mt19937_64 rng_;
 };
 
