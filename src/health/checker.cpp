@@ -79,8 +79,12 @@ Clock::duration schedule_offset(const std::string& vip, const IpAddr& address, C
     add(static_cast<uint8_t>(address.family));
     for (size_t i = 0; i < address.size(); ++i)
         add(address.bytes[i]);
-    auto span = static_cast<uint64_t>(interval.count());
-    return span == 0 ? Clock::duration{} : Clock::duration(static_cast<Clock::rep>(mix(h) % span));
+    // One of kScheduleTicks places per interval: the probes of many targets
+    // are then due at the same instant and start on one wakeup of the loop.
+    const auto tick = interval.count() / kScheduleTicks;
+    if (tick <= 0)
+        return Clock::duration{};
+    return Clock::duration(static_cast<Clock::rep>(mix(h) % kScheduleTicks) * tick);
 }
 
 TimePoint next_due(TimePoint epoch, Clock::duration offset, Clock::duration interval, TimePoint not_before)
