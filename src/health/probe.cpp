@@ -199,7 +199,12 @@ asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, Probe
     ProbeResult r;
     try {
         switch (t.config.type) {
-        case CheckType::Tcp: r = co_await detail::probe_tcp(t, ctl, env); break;
+        case CheckType::Tcp:
+            if (half_open)  // straight to the prober: one coroutine frame fewer per probe
+                r = co_await env.syn(co_await asio::this_coro::executor).probe(t, ctl);
+            else
+                r = co_await detail::probe_tcp(t, ctl);
+            break;
         case CheckType::Http: r = co_await detail::probe_http(t, ctl, env, false); break;
         case CheckType::Https: r = co_await detail::probe_http(t, ctl, env, true); break;
         case CheckType::Udp: r = co_await detail::probe_udp(t, ctl); break;

@@ -89,29 +89,27 @@ public:
     /// Declare the guard after the I/O object it closes.
     HookGuard on_stop(std::function<void()> fn);
 
-    /// Sets the deadline for a new probe (run_probe does this). `arm`: the
-    /// deadline runs the hook; without it nothing happens at the deadline
-    /// unless the probe waits for it itself (async_wait_deadline): one timer
-    /// wait per probe instead of two.
+    /// Starts a new probe (run_probe does this). `arm`: its deadline runs
+    /// the hook (a timer wait); without it the probe bounds itself (the
+    /// half-open prober keeps its own deadlines) and only abort() stops it.
     void begin(std::chrono::milliseconds timeout, bool arm = true);
     /// Disarms it.
     void end();
 
-    /// For a probe begun without `arm`: completes at the deadline (no error)
-    /// or at wake() (operation_aborted), whichever is first.
-    template <class Token>
-    auto async_wait_deadline(Token&& token)
-    {
-        return timer_.async_wait(std::forward<Token>(token));
-    }
-    /// Ends async_wait_deadline now.
-    void wake() { timer_.cancel(); }
+    /// What a probe keeps for the target's next probes: the half-open
+    /// prober's source address for it, and when it was learned.
+    struct Memo {
+        std::optional<IpAddr> source;
+        TimePoint learned{};
+    };
+    Memo& memo() { return memo_; }
 
     ProbeControl(Private, const boost::asio::any_io_executor& ex) : timer_(ex) {}
 
 private:
     boost::asio::steady_timer timer_;
     std::function<void()> hook_;
+    Memo memo_;
     uint64_t generation_ = 0;
     bool active_ = false;
     bool timed_out_ = false;

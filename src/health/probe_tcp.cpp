@@ -1,8 +1,7 @@
 // tcp: healthy when the connection is established. The socket is closed with
 // SO_LINGER 0 (RST): frequent probes leave no TIME_WAIT sockets behind.
-// half_open: a SYN and its SYN-ACK only, through the loop's SynProber.
+// (half_open: true is SynProber's, run_probe calls it.)
 #include "health/probe_util.h"  // first: it includes <utility> before Asio
-#include "health/syn_prober.h"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -14,10 +13,8 @@ namespace lbd::health::detail {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-asio::awaitable<ProbeResult> probe_tcp(const Target& t, ProbeControl& ctl, ProbeEnv& env)
+asio::awaitable<ProbeResult> probe_tcp(const Target& t, ProbeControl& ctl)
 {
-    if (t.config.half_open)
-        co_return co_await env.syn(co_await asio::this_coro::executor).probe(t, ctl);
     tcp::endpoint ep(to_asio(t.probe_address()), t.probe_port());
     tcp::socket sock(co_await asio::this_coro::executor);
     if (auto why = open_socket(sock, ep.protocol(), t); !why.empty())

@@ -59,7 +59,7 @@ std::string open_socket(Socket& s, const Protocol& proto, const Target& t)
     return setup_socket(s.native_handle(), t);
 }
 
-boost::asio::awaitable<ProbeResult> probe_tcp(const Target& t, ProbeControl& ctl, ProbeEnv& env);
+boost::asio::awaitable<ProbeResult> probe_tcp(const Target& t, ProbeControl& ctl);
 boost::asio::awaitable<ProbeResult> probe_http(const Target& t, ProbeControl& ctl, ProbeEnv& env, bool tls);
 boost::asio::awaitable<ProbeResult> probe_udp(const Target& t, ProbeControl& ctl);
 boost::asio::awaitable<ProbeResult> probe_dns(const Target& t, ProbeControl& ctl, ProbeEnv& env);

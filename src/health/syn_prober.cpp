@@ -37,10 +37,6 @@ size_t hash_address(const IpAddr& a)
     return h;
 }
 
-struct AddressHash {
-    size_t operator()(const IpAddr& a) const noexcept { return hash_address(a); }
-};
-
 socklen_t to_sockaddr(const IpAddr& a, uint16_t port, sockaddr_storage& ss)
 {
     ss = {};
@@ -94,11 +90,6 @@ struct SynProber::Outgoing {
 };
 
 struct SynProber::Family {
-    struct Source {
-        IpAddr address;
-        std::chrono::steady_clock::time_point learned;
-    };
-
     Family(const asio::any_io_executor& ex, bool is_v4) : v4(is_v4), raw(ex) {}
     ~Family()
     {
@@ -114,7 +105,6 @@ struct SynProber::Family {
     std::vector<uint16_t> ports;
     size_t next_port = 0;
     int udp = -1;                        // connected to a backend to learn our source address for it
-    std::unordered_map<IpAddr, Source, AddressHash> sources;
     std::vector<Outgoing> out;
     bool waiting_writable = false;
     std::string open_error;
@@ -157,6 +147,10 @@ struct SynProber::Family {
             ports.push_back(ntohs(v4 ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                      : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
         }
+        if (v4) {  // DF, as TCP sets it; the kernel then gives the packets IP ID 0 instead of hashing one
+            int pmtu = IP_PMTUDISC_DO;
+            ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+        }
         auto filter = syn::reply_filter(ports, v4);
         sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
         if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
@@ -196,7 +190,7 @@ struct SynProber::Family {
 };
 
 SynProber::SynProber(const asio::any_io_executor& ex, uint64_t secret)
-    : ex_(ex), secret_(static_cast<uint32_t>(secret ^ (secret >> 32)))
+    : ex_(ex), secret_(static_cast<uint32_t>(secret ^ (secret >> 32))), timer_(ex)
 {
 }
 
@@ -233,12 +227,13 @@ SynProber::Family* SynProber::family(bool v4, std::string& error)
     return fam.get();
 }
 
-std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port, IpAddr& out)
+std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo,
+                                  IpAddr& out)
 {
-    const auto now = std::chrono::steady_clock::now();
-    auto it = fam.sources.find(dst);
-    if (it != fam.sources.end() && now - it->second.learned < kSourceTtl) {
-        out = it->second.address;
+    // Kept per target (no lookup), relearned every kSourceTtl: routes change.
+    const auto now = Clock::now();
+    if (memo.source && memo.source->family == dst.family && now - memo.learned < kSourceTtl) {
+        out = *memo.source;
         return {};
     }
     // connect() on a UDP socket sends nothing: it only picks the route, and
@@ -255,7 +250,8 @@ std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port,
     if (::getsockname(fam.udp, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
         return errno_text("finding the source address", errno);
     out = from_sockaddr(ss);
-    fam.sources[dst] = {out, now};
+    memo.source = out;
+    memo.learned = now;
     return {};
 }
 
@@ -274,14 +270,13 @@ asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl
         if (t.source->family != dst.family)
             co_return ProbeResult{false, "source address " + t.source->str() + " is not of the backend's family"};
         src = *t.source;
-    } else if (auto why = source_for(*fam, dst, port, src); !why.empty()) {
+    } else if (auto why = source_for(*fam, dst, port, ctl.memo(), src); !why.empty()) {
         co_return ProbeResult{false, std::move(why)};
     }
 
     // A source port with no probe of this backend address and port in flight.
     Pending p;
     p.prober = this;
-    p.ctl = &ctl;
     p.key = {dst, port, 0};
     for (size_t i = 0; i < fam->ports.size() && !p.key.local_port; ++i) {
         uint16_t candidate = fam->ports[fam->next_port++ % fam->ports.size()];
@@ -294,26 +289,82 @@ asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl
     p.isn = syn::mix32(counter_++ ^ secret_);
     in_flight_.emplace(p.key, &p);
     queue(*fam, p.key, src, p.isn);
+    auto& fifo = deadlines_[t.config.timeout];
+    fifo.push_back({std::chrono::steady_clock::now() + t.config.timeout, p.key, p.isn});
+    if (!armed_for_ || fifo.back().at < *armed_for_)
+        arm();
 
-    auto guard = ctl.on_stop([&p] { p.stop(); });
-    if (!p.done && !ctl.stopping()) {
-        boost::system::error_code ec;
-        co_await ctl.async_wait_deadline(asio::redirect_error(asio::use_awaitable, ec));
-    }
+    auto guard = ctl.on_stop([&p] { p.stop(false); });  // abort: called from the checker, so resumed later
+    if (!p.done && !ctl.stopping())
+        co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+            [&p](Waiter w) { p.waiter.emplace(std::move(w)); }, asio::use_awaitable);
     if (auto it = in_flight_.find(p.key); it != in_flight_.end() && it->second == &p)
         in_flight_.erase(it);
-    if (p.done)
+    if (p.done && !p.timed_out)
         co_return ProbeResult{p.ok, p.reason ? std::string(p.reason) : std::move(p.error)};
     if (ctl.aborted())
         co_return ProbeResult{false, "aborted"};
     co_return ProbeResult{false, detail::timeout_reason(t)};
 }
 
-void SynProber::Pending::stop()
+void SynProber::Pending::stop(bool resume_now)
 {
     if (auto it = prober->in_flight_.find(key); it != prober->in_flight_.end() && it->second == this)
         prober->in_flight_.erase(it);
-    ctl->wake();
+    if (waiter) {
+        auto w = std::move(*waiter);
+        waiter.reset();
+        if (resume_now)
+            w();  // runs the probe's coroutine until it next waits
+        else
+            asio::post(prober->ex_, std::move(w));
+    }
+}
+
+void SynProber::Pending::finish(bool success, const char* why, bool resume_now)
+{
+    done = true;
+    ok = success;
+    reason = why;
+    stop(resume_now);
+}
+
+void SynProber::arm()
+{
+    std::optional<std::chrono::steady_clock::time_point> first;
+    for (auto& [timeout, fifo] : deadlines_)
+        if (!fifo.empty() && (!first || fifo.front().at < *first))
+            first = fifo.front().at;
+    armed_for_ = first;
+    if (!first)
+        return;
+    timer_.expires_at(*first);
+    timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+        if (ec)
+            return;  // re-armed for an earlier deadline, or going away
+        if (auto self = w.lock())
+            self->expire();
+    });
+}
+
+void SynProber::expire()
+{
+    const auto now = std::chrono::steady_clock::now();
+    expired_.clear();
+    for (auto& [timeout, fifo] : deadlines_) {
+        while (!fifo.empty() && fifo.front().at <= now) {
+            const Deadline& d = fifo.front();
+            if (auto it = in_flight_.find(d.key); it != in_flight_.end() && it->second->isn == d.isn)
+                expired_.push_back(it->second);
+            fifo.pop_front();
+        }
+    }
+    arm();
+    // Resumed last: a probe resumed here runs on to its next wait.
+    for (Pending* p : expired_) {
+        p->timed_out = true;
+        p->finish(false, nullptr, true);
+    }
 }
 
 void SynProber::queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32_t isn)
@@ -391,14 +442,12 @@ void SynProber::flush(Family& fam)
         const Outgoing& o = out[i];
         if (auto it = in_flight_.find(o.key); it != in_flight_.end() && it->second->isn == o.isn) {
             Pending* p = it->second;
-            in_flight_.erase(it);
-            p->done = true;
-            p->ok = false;
-            if (err == ENETUNREACH || err == EHOSTUNREACH)
-                p->reason = "unreachable";
-            else
+            if (err == ENETUNREACH || err == EHOSTUNREACH) {
+                p->finish(false, "unreachable", false);
+            } else {
                 p->error = errno_text("send", err);
-            p->ctl->wake();
+                p->finish(false, nullptr, false);
+            }
         }
         ++i;
     }
@@ -464,12 +513,7 @@ void SynProber::on_reply(const syn::Reply& r)
     auto it = in_flight_.find(FlowKey{r.source, r.source_port, r.destination_port});
     if (it == in_flight_.end() || it->second->isn + 1 != r.ack)
         return;  // not ours, or not for this probe (a late answer to an earlier one)
-    Pending* p = it->second;
-    in_flight_.erase(it);
-    p->done = true;
-    p->ok = r.syn_ack;
-    p->reason = r.syn_ack ? "syn-ack" : "refused";
-    p->ctl->wake();
+    it->second->finish(r.syn_ack, r.syn_ack ? "syn-ack" : "refused", true);
 }
 
 }  // namespace lbd::health

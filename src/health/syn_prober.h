@@ -12,8 +12,10 @@
 //
 // SYNs of the probes started in one turn of the loop are sent together
 // (sendmmsg, posted once); replies are read with recvmmsg until the socket
-// is empty. A probe waits on its ProbeControl's deadline timer, which a
-// reply (or abort) cancels: one timer wait per probe.
+// is empty. A probe waits for its reply without a timer of its own: the
+// prober keeps the deadlines in one FIFO per timeout value (in the order the
+// probes started, so also in the order they expire) behind one timer, armed
+// for the earliest. A reply, the deadline or an abort resumes the probe.
 #pragma once
 
 #include <utility>  // before Asio: 1.74's awaitable.hpp uses std::exchange without it
@@ -21,10 +23,13 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,9 +52,10 @@ public:
     SynProber(const SynProber&) = delete;
     SynProber& operator=(const SynProber&) = delete;
 
-    /// One half-open probe of t.probe_address():t.probe_port(). Bounded by
-    /// ctl's deadline, which run_probe set (without arming it). Results:
-    /// "syn-ack", "refused", "timeout after ...", or why it could not be sent.
+    /// One half-open probe of t.probe_address():t.probe_port(), bounded by
+    /// t.config.timeout (ctl's own deadline is not armed: run_probe leaves it
+    /// to this); ctl's abort ends it. Results: "syn-ack", "refused",
+    /// "timeout after ...", or why it could not be sent.
     boost::asio::awaitable<ProbeResult> probe(const Target& t, ProbeControl& ctl);
 
     struct FlowKey {  // a probe in flight: the backend's address and port, and our port
@@ -62,19 +68,26 @@ public:
         size_t operator()(const FlowKey& k) const noexcept;
     };
 
+    /// How a suspended probe is resumed.
+    using Waiter = boost::asio::async_result<boost::asio::use_awaitable_t<>, void()>::handler_type;
+
     /// A probe waiting for its reply; lives in the probe's frame.
     struct Pending {
         SynProber* prober = nullptr;
-        ProbeControl* ctl = nullptr;
         FlowKey key;
         uint32_t isn = 0;
         bool done = false;
         bool ok = false;
+        bool timed_out = false;
         const char* reason = nullptr;  ///< a static text, else `error`
         std::string error;
+        std::optional<Waiter> waiter;
 
-        /// Abort or deadline: no longer in flight; wakes the probe.
-        void stop();
+        /// No longer in flight; resumes the probe: now (from the prober's
+        /// own handlers), or posted (from anywhere else).
+        void stop(bool resume_now);
+        /// Done with this result, then stop().
+        void finish(bool success, const char* why, bool resume_now);
     };
 
 private:
@@ -88,8 +101,25 @@ private:
     std::unordered_map<FlowKey, Pending*, FlowHash> in_flight_;
     bool flush_posted_ = false;
 
+    struct Deadline {
+        std::chrono::steady_clock::time_point at;
+        FlowKey key;
+        uint32_t isn = 0;
+    };
+    /// Per timeout: the probes in the order they started (and expire).
+    std::map<std::chrono::milliseconds, std::deque<Deadline>> deadlines_;
+    boost::asio::steady_timer timer_;
+    std::optional<std::chrono::steady_clock::time_point> armed_for_;
+
+    std::vector<Pending*> expired_;
+
+    void arm();
+    void expire();
+
     Family* family(bool v4, std::string& error);
-    std::string source_for(Family& fam, const IpAddr& dst, uint16_t port, IpAddr& out);
+    /// Our source address towards dst (the route's), learned through a UDP
+    /// socket's connect() and kept in the target's memo.
+    std::string source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo, IpAddr& out);
     void queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32_t isn);
     void flush(Family& fam);
     void wait_writable(Family& fam);
