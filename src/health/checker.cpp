@@ -292,6 +292,7 @@ std::vector<TargetStatus> HealthChecker::snapshot() const
             .port = t.probe_port(),
             .type = t.config.type,
             .via = t.config.via,
+            .half_open = t.config.type == CheckType::Tcp && t.config.half_open,
             .state = sm.state(),
             .last_check = sm.last_check(),
             .last_ok = sm.last_ok(),

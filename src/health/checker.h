@@ -27,6 +27,7 @@ struct TargetStatus {
     uint16_t port = 0;  ///< the port probed
     CheckType type = CheckType::Tcp;
     Via via = Via::Direct;
+    bool half_open = false;               ///< tcp: half-open checks
     State state = State::Unknown;
     std::optional<TimePoint> last_check;  ///< end of the last probe
     std::optional<bool> last_ok;
