@@ -191,20 +191,15 @@ std::string setup_socket(int fd, const Target& t)
 
 // --------------------------------------------------------------- run_probe
 
-asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, ProbeEnv& env)
+namespace {
+
+asio::awaitable<ProbeResult> run_probe_io(const Target& t, ProbeControl& ctl, ProbeEnv& env)
 {
-    // A half-open probe waits on the deadline itself.
-    const bool half_open = t.config.type == CheckType::Tcp && t.config.half_open;
-    ctl.begin(t.config.timeout, !half_open);
+    ctl.begin(t.config.timeout);
     ProbeResult r;
     try {
         switch (t.config.type) {
-        case CheckType::Tcp:
-            if (half_open)  // straight to the prober: one coroutine frame fewer per probe
-                r = co_await env.syn(co_await asio::this_coro::executor).probe(t, ctl);
-            else
-                r = co_await detail::probe_tcp(t, ctl);
-            break;
+        case CheckType::Tcp: r = co_await detail::probe_tcp(t, ctl); break;
         case CheckType::Http: r = co_await detail::probe_http(t, ctl, env, false); break;
         case CheckType::Https: r = co_await detail::probe_http(t, ctl, env, true); break;
         case CheckType::Udp: r = co_await detail::probe_udp(t, ctl); break;
@@ -222,6 +217,17 @@ asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, Probe
         r = {false, "aborted"};
     ctl.end();
     co_return r;
+}
+
+}  // namespace
+
+asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, ProbeEnv& env)
+{
+    // Half-open: straight to the prober, which keeps the deadline itself
+    // (no coroutine frame of run_probe's own per probe).
+    if (t.config.type == CheckType::Tcp && t.config.half_open)
+        return env.syn(ctl.executor()).probe(t, ctl);
+    return run_probe_io(t, ctl, env);
 }
 
 }  // namespace lbd::health

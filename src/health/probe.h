@@ -96,6 +96,8 @@ public:
     /// Disarms it.
     void end();
 
+    boost::asio::any_io_executor executor() { return timer_.get_executor(); }
+
     /// What a probe keeps for the target's next probes: the half-open
     /// prober's source address for it, and when it was learned.
     struct Memo {

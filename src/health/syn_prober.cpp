@@ -128,7 +128,12 @@ struct SynProber::Family {
             int err = errno;
             return errno_text("raw socket", err) + (err == EPERM || err == EACCES ? " (needs CAP_NET_RAW)" : "");
         }
-        raw.assign(fd);
+        boost::system::error_code ec;
+        raw.assign(fd, ec);
+        if (ec) {
+            ::close(fd);
+            return "raw socket: " + ec.message();
+        }
         for (size_t i = 0; i < kPorts; ++i) {
             int s = ::socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (s < 0)
@@ -257,6 +262,11 @@ std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port,
 
 asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl)
 {
+    ctl.begin(t.config.timeout, false);  // the deadline is kept below, not by ctl's timer
+    struct End {
+        ProbeControl& ctl;
+        ~End() { ctl.end(); }
+    } end{ctl};
     if (t.tunnel_to)
         co_return ProbeResult{false, "half-open checks cannot go via tunnel"};
     const IpAddr& dst = t.probe_address();

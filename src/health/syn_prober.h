@@ -53,8 +53,8 @@ public:
     SynProber& operator=(const SynProber&) = delete;
 
     /// One half-open probe of t.probe_address():t.probe_port(), bounded by
-    /// t.config.timeout (ctl's own deadline is not armed: run_probe leaves it
-    /// to this); ctl's abort ends it. Results: "syn-ack", "refused",
+    /// t.config.timeout (it begins and ends ctl, without arming ctl's own
+    /// deadline; run_probe calls it); ctl's abort ends it. Results: "syn-ack", "refused",
     /// "timeout after ...", or why it could not be sent.
     boost::asio::awaitable<ProbeResult> probe(const Target& t, ProbeControl& ctl);
 
