@@ -13,14 +13,16 @@
 #     and no half-open connection (SYN-RECV) is left in the backend: lbd's
 #     kernel resets each SYN-ACK;
 #   - TCP to the backend dropped (tc, ingress of the backend's veth) -> down
-#     with "timeout after 100ms"; the drop removed -> up again.
+#     with "timeout after 100ms"; the drop removed -> up again;
+#   - without CAP_NET_RAW the probes fail with a reason that says so, and
+#     it is logged once.
 set -euo pipefail
 # shellcheck source=../lib/netns.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
 t_init test_health_halfopen
 
 [[ $(id -u) -eq 0 ]] || t_skip "test_health_halfopen needs root (network namespaces, raw sockets)"
-for tool in ip tc ss python3 timeout pgrep; do
+for tool in ip tc ss python3 timeout pgrep capsh; do
 	command -v "$tool" >/dev/null || t_skip "$tool not found"
 done
 HC=$T_BUILD/tests/hc_probe
@@ -118,4 +120,14 @@ t0=$(now)
 expect_after 5 "$t0" 'change open4 198\.18\.51\.10:7000 down -> up \(syn-ack\)'
 expect_after 5 "$t0" 'change open6 \[fd00:1b:51::10\]:7000 down -> up \(syn-ack\)'
 t_ok "TCP dropped at the backend -> down (timeout after 100ms), IPv4 and IPv6; undropped -> up"
+
+# ------------------------------------------------- without CAP_NET_RAW
+t_bg "$HCNS" hc3-stderr capsh --drop=cap_net_raw -- -c "exec timeout 20 '$HC' --probes '$T_TMP/targets.yaml' >'$T_TMP/hc3.log'"
+LOG=$T_TMP/hc3.log
+expect 5 'probe open4 198\.18\.51\.10:7000 fail half-open: raw socket: Operation not permitted \(needs CAP_NET_RAW\)$'
+expect 5 'probe open6 \[fd00:1b:51::10\]:7000 fail half-open: raw socket: Operation not permitted \(needs CAP_NET_RAW\)$'
+sleep 0.5
+n=$(grep -c 'half-open tcp checks (IPv4) cannot run: .*needs CAP_NET_RAW' "$T_TMP/hc3-stderr.log" || true)
+[[ $n == 1 ]] || t_fail "the missing CAP_NET_RAW was logged $n times (want once)"
+t_ok "without CAP_NET_RAW: probes fail saying so, logged once"
 echo "PASS: test_health_halfopen"
