@@ -335,6 +335,7 @@ void HealthChecker::stop()
     }
     core.slots.clear();
     core.tick.cancel();
+    core.env.shutdown();
 }
 
 }  // namespace lbd::health

@@ -117,6 +117,12 @@ uint64_t ProbeEnv::random()
     return rng_();
 }
 
+void ProbeEnv::shutdown()
+{
+    if (syn_)
+        syn_->close();
+}
+
 SynProber& ProbeEnv::syn(const asio::any_io_executor& ex)
 {
     if (!syn_)

@@ -135,6 +135,10 @@ public:
     uint64_t random();
     /// The half-open tcp prober, made on first use (its raw sockets then).
     SynProber& syn(const boost::asio::any_io_executor& ex);
+    /// Closes what waits on the loop for all probes (the prober's sockets
+    /// and timer), so io_context::run() can return; the probes must be done
+    /// or aborted. Probes started later open them again.
+    void shutdown();
 
 private:
     std::unique_ptr<Tls> tls_;

@@ -201,6 +201,15 @@ SynProber::SynProber(const asio::any_io_executor& ex, uint64_t secret)
 
 SynProber::~SynProber() = default;
 
+void SynProber::close()
+{
+    timer_.cancel();
+    armed_for_.reset();
+    deadlines_.clear();
+    v4_.reset();  // a Family's destructor closes its sockets; their waits end with operation_aborted
+    v6_.reset();
+}
+
 SynProber::Family* SynProber::family(bool v4, std::string& error)
 {
     auto& fam = v4 ? v4_ : v6_;

@@ -58,6 +58,11 @@ public:
     /// "timeout after ...", or why it could not be sent.
     boost::asio::awaitable<ProbeResult> probe(const Target& t, ProbeControl& ctl);
 
+    /// Closes the raw sockets (releasing the reserved ports) and the
+    /// deadline timer, so nothing of the prober waits on the loop. Probes in
+    /// flight must have been aborted; a later probe opens the sockets again.
+    void close();
+
     struct FlowKey {  // a probe in flight: the backend's address and port, and our port
         IpAddr address;
         uint16_t port = 0;

@@ -14,6 +14,7 @@
 #     kernel resets each SYN-ACK;
 #   - TCP to the backend dropped (tc, ingress of the backend's veth) -> down
 #     with "timeout after 100ms"; the drop removed -> up again;
+#   - SIGTERM: hc_probe exits (the prober's sockets do not keep the loop);
 #   - without CAP_NET_RAW the probes fail with a reason that says so, and
 #     it is logged once.
 set -euo pipefail
@@ -98,6 +99,7 @@ t_ok "$n_ok successful probes: no connection established, no SYN-RECV left in th
 
 # ------------------------------------------------- dropped -> timeout
 t_bg "$HCNS" hc2-stderr sh -c "exec timeout 60 '$HC' --probes '$T_TMP/targets.yaml' >'$T_TMP/hc2.log'"
+HC2_WRAPPER=$T_LAST_PID
 LOG=$T_TMP/hc2.log
 expect 10 'change open4 .* unknown -> up \(syn-ack\)'
 expect 10 'change open6 .* unknown -> up \(syn-ack\)'
@@ -120,6 +122,17 @@ t0=$(now)
 expect_after 5 "$t0" 'change open4 198\.18\.51\.10:7000 down -> up \(syn-ack\)'
 expect_after 5 "$t0" 'change open6 \[fd00:1b:51::10\]:7000 down -> up \(syn-ack\)'
 t_ok "TCP dropped at the backend -> down (timeout after 100ms), IPv4 and IPv6; undropped -> up"
+
+# SIGTERM: the checker stops, the prober closes its sockets, hc_probe exits.
+HC2_PID=$(pgrep -P "$HC2_WRAPPER" -f hc_probe | head -n1)
+[[ -n $HC2_PID ]] || t_fail "no hc_probe process under $HC2_WRAPPER"
+kill -TERM "$HC2_PID"
+for _ in $(seq 50); do kill -0 "$HC2_WRAPPER" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$HC2_WRAPPER" 2>/dev/null && t_fail "hc_probe with half-open checks did not exit within 5 s of SIGTERM"
+rc=0
+wait "$HC2_WRAPPER" || rc=$?
+[[ $rc -eq 0 ]] || t_fail "hc_probe exited $rc after SIGTERM"
+t_ok "SIGTERM: hc_probe with half-open checks exits 0"
 
 # ------------------------------------------------- without CAP_NET_RAW
 t_bg "$HCNS" hc3-stderr capsh --drop=cap_net_raw -- -c "exec timeout 20 '$HC' --probes '$T_TMP/targets.yaml' >'$T_TMP/hc3.log'"
