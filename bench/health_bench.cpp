@@ -1,13 +1,16 @@
 // health_bench: what tcp health checks of many backends cost lbd, and how
 // punctually they start.
 //
-//   sudo build/bench/health_bench [--targets N] [--seconds S] [--interval D]
+//   sudo build/bench/health_bench [--targets N] [--seconds S] [--interval D] [--half-open]
 //
 // lbd's own health checker (src/health, the code lbd runs) probes N backends
 // (default 10,000) with tcp checks every D (default 1s) for S seconds (default
 // 10) after one interval of warm-up. The backends are N addresses of a second
 // network namespace (198.19.0.0/16 routed to its lo, AnyIP), behind a veth,
-// where a server process accepts and closes every connection.
+// where a server process accepts and closes every connection. --half-open
+// uses half-open tcp checks (half_open: true: a SYN from a raw socket, the
+// SYN-ACK taken as success, the prober's kernel resetting it) instead of
+// full connections; the mode is printed.
 //
 // What is lbd's: the prober runs pinned to CPU 0 and the server to CPU 1, and
 // each veth end steers what it receives to its own side's CPU (RPS), so the
@@ -125,9 +128,12 @@ int main(int argc, char** argv)
 {
     int n = 10000, seconds = 10;
     std::chrono::milliseconds interval{1000};
+    bool half_open = false;
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
-        if (a == "--targets" && i + 1 < argc) {
+        if (a == "--half-open") {
+            half_open = true;
+        } else if (a == "--targets" && i + 1 < argc) {
             n = std::atoi(argv[++i]);
         } else if (a == "--seconds" && i + 1 < argc) {
             seconds = std::atoi(argv[++i]);
@@ -139,8 +145,9 @@ int main(int argc, char** argv)
             }
             interval = *d;
         } else {
-            std::printf("usage: health_bench [--targets N] [--seconds S] [--interval D]\n"
-                        "  defaults: 10000 targets, 10 s, interval 1s (tcp checks, timeout = interval / 2)\n");
+            std::printf("usage: health_bench [--targets N] [--seconds S] [--interval D] [--half-open]\n"
+                        "  defaults: 10000 targets, 10 s, interval 1s (tcp checks, timeout = interval / 2);\n"
+                        "  --half-open: half-open tcp checks (SYN, SYN-ACK) instead of full connections\n");
             return a == "-h" || a == "--help" ? 0 : 2;
         }
     }
@@ -154,7 +161,9 @@ int main(int argc, char** argv)
     }
     spdlog::set_level(spdlog::level::warn);
     const int cpus = std::min(2, int(sysconf(_SC_NPROCESSORS_ONLN)));
-    std::printf("health_bench: %s\n%s at start\n", lbb::machine_line().c_str(), lbb::load_line().c_str());
+    std::printf("health_bench: mode %s\nhealth_bench: %s\n%s at start\n",
+                half_open ? "half-open (half_open: true)" : "full-connect (half_open: false)",
+                lbb::machine_line().c_str(), lbb::load_line().c_str());
 
     // The prober's namespace (this process) and the server's (a child).
     if (unshare(CLONE_NEWNET) != 0) {
@@ -236,6 +245,7 @@ int main(int argc, char** argv)
         t.config.type = CheckType::Tcp;
         t.config.interval = interval;
         t.config.timeout = interval / 2;
+        t.config.half_open = half_open;
         targets.push_back(std::move(t));
     }
     checker.set_targets(std::move(targets));
@@ -259,8 +269,8 @@ int main(int argc, char** argv)
     const double want_rate = double(n) / std::chrono::duration<double>(interval).count();
     const auto [lo, hi] = std::minmax_element(per_target.begin(), per_target.end());
 
-    std::printf("\n%d backends, tcp checks every %s, measured for %.1f s (after one interval of warm-up)\n", n,
-                format_duration(interval).c_str(), wall);
+    std::printf("\n%d backends, %s tcp checks every %s, measured for %.1f s (after one interval of warm-up)\n", n,
+                half_open ? "half-open (SYN, SYN-ACK)" : "full-connect", format_duration(interval).c_str(), wall);
     lbb::Table t({"what", "value", "target"});
     t.add({"probes per second", lbb::fmt("%.0f", rate), lbb::fmt("%.0f", want_rate)});
     t.add({"prober CPU, user + system, share of one core", lbb::fmt("%.1f%%", 100 * (user + sys) / wall), "< 10%"});

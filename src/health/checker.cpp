@@ -2,7 +2,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -28,19 +28,23 @@ uint64_t mix(uint64_t x)  // splitmix64's finaliser
     return x ^ (x >> 31);
 }
 
+/// How a target's coroutine waiting for its due time is resumed.
+using Waiter = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
+
 struct Slot {
     Slot(asio::io_context& io, std::shared_ptr<const Target> t, TimePoint now)
         : target(std::move(t)),
           sm(target->config.healthy_threshold, target->config.unhealthy_threshold, now),
-          wait(io),
           ctl(ProbeControl::create(io.get_executor()))
     {
     }
 
     std::shared_ptr<const Target> target;
     StateMachine sm;
-    asio::steady_timer wait;
     std::shared_ptr<ProbeControl> ctl;
+    std::optional<Waiter> waiter;  ///< set while waiting for `waiting_for`
+    TimePoint waiting_for{};
+    bool woken_early = false;      ///< the wait was cancelled (settings changed, removed)
     bool removed = false;
     bool probing = false;
 };
@@ -54,8 +58,11 @@ void log_transition(const Target& t, const Transition& tr)
 
 }  // namespace
 
-struct HealthChecker::Core {
-    explicit Core(asio::io_context& c) : io(c), epoch(Clock::now()) {}
+/// The targets wait for their due times here: one timer for all of them,
+/// armed for the earliest due time, rather than one timer each (the
+/// offsets are on 100 ticks per interval, so a due time has many targets).
+struct HealthChecker::Core : std::enable_shared_from_this<HealthChecker::Core> {
+    explicit Core(asio::io_context& c) : io(c), epoch(Clock::now()), tick(c) {}
 
     asio::io_context& io;
     ProbeEnv env;
@@ -64,6 +71,78 @@ struct HealthChecker::Core {
     ProbeCallback on_probe;
     bool stopped = false;
     std::map<Key, std::shared_ptr<Slot>> slots;
+
+    asio::steady_timer tick;
+    std::optional<TimePoint> armed_for;
+    std::map<TimePoint, std::vector<Slot*>> waiting;  ///< by due time
+    std::vector<Slot*> ready;
+
+    /// Suspends the slot's coroutine until `due` (or cancel_wait()).
+    auto wait_until(Slot& s, TimePoint due)
+    {
+        s.woken_early = false;
+        s.waiting_for = due;
+        waiting[due].push_back(&s);
+        if (!armed_for || due < *armed_for)
+            arm();
+        return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+            [&s](Waiter w) { s.waiter.emplace(std::move(w)); }, asio::use_awaitable);
+    }
+
+    /// Ends the slot's wait early (its coroutine resumes later, posted).
+    void cancel_wait(Slot& s)
+    {
+        if (!s.waiter)
+            return;
+        if (auto it = waiting.find(s.waiting_for); it != waiting.end()) {
+            std::erase(it->second, &s);
+            if (it->second.empty())
+                waiting.erase(it);
+        }
+        s.woken_early = true;
+        auto w = std::move(*s.waiter);
+        s.waiter.reset();
+        asio::post(io, std::move(w));
+    }
+
+    void arm()
+    {
+        if (waiting.empty()) {
+            armed_for.reset();
+            tick.cancel();
+            return;
+        }
+        armed_for = waiting.begin()->first;
+        tick.expires_at(*armed_for);
+        tick.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+            if (ec)
+                return;  // re-armed, or stopped
+            if (auto self = w.lock())
+                self->fire();
+        });
+    }
+
+    void fire()
+    {
+        ready.clear();
+        const auto now = Clock::now();
+        while (!waiting.empty() && waiting.begin()->first <= now) {
+            auto& slots_due = waiting.begin()->second;
+            ready.insert(ready.end(), slots_due.begin(), slots_due.end());
+            waiting.erase(waiting.begin());
+        }
+        arm();
+        // Each runs on to its next wait (a probe's I/O, or its next due time).
+        auto batch = std::move(ready);
+        for (Slot* s : batch) {
+            if (!s->waiter)
+                continue;  // cancelled by one resumed before it
+            auto w = std::move(*s->waiter);
+            s->waiter.reset();
+            w();
+        }
+        ready = std::move(batch);
+    }
 };
 
 Clock::duration schedule_offset(const std::string& vip, const IpAddr& address, Clock::duration interval)
@@ -79,8 +158,12 @@ Clock::duration schedule_offset(const std::string& vip, const IpAddr& address, C
     add(static_cast<uint8_t>(address.family));
     for (size_t i = 0; i < address.size(); ++i)
         add(address.bytes[i]);
-    auto span = static_cast<uint64_t>(interval.count());
-    return span == 0 ? Clock::duration{} : Clock::duration(static_cast<Clock::rep>(mix(h) % span));
+    // One of kScheduleTicks places per interval: the probes of many targets
+    // are then due at the same instant and start on one wakeup of the loop.
+    const auto tick = interval.count() / kScheduleTicks;
+    if (tick <= 0)
+        return Clock::duration{};
+    return Clock::duration(static_cast<Clock::rep>(mix(h) % kScheduleTicks) * tick);
 }
 
 TimePoint next_due(TimePoint epoch, Clock::duration offset, Clock::duration interval, TimePoint not_before)
@@ -105,12 +188,10 @@ asio::awaitable<void> run_slot(std::shared_ptr<HealthChecker::Core> core, std::s
         auto offset = schedule_offset(target->vip, target->address, interval);
         auto not_before = std::max(Clock::now(), last_start + Clock::duration(1));
         const TimePoint due = next_due(core->epoch, offset, interval, not_before);
-        s->wait.expires_at(due);
-        boost::system::error_code ec;
-        co_await s->wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await core->wait_until(*s, due);
         if (gone())
             break;
-        if (ec || s->target != target)
+        if (s->woken_early || s->target != target)
             continue;  // rescheduled by a settings change
 
         last_start = Clock::now();
@@ -179,7 +260,7 @@ void HealthChecker::set_targets(std::vector<Target> targets)
                 slot->sm.set_thresholds(slot->target->config.healthy_threshold,
                                         slot->target->config.unhealthy_threshold);
                 slot->ctl->abort();
-                slot->wait.cancel();
+                core.cancel_wait(*slot);
             }
             next.emplace(std::move(key), std::move(slot));
             core.slots.erase(it);
@@ -191,7 +272,7 @@ void HealthChecker::set_targets(std::vector<Target> targets)
     }
     for (auto& [key, slot] : core.slots) {  // removed
         slot->removed = true;
-        slot->wait.cancel();
+        core.cancel_wait(*slot);
         slot->ctl->abort();
     }
     core.slots = std::move(next);
@@ -211,6 +292,7 @@ std::vector<TargetStatus> HealthChecker::snapshot() const
             .port = t.probe_port(),
             .type = t.config.type,
             .via = t.config.via,
+            .half_open = t.config.type == CheckType::Tcp && t.config.half_open,
             .state = sm.state(),
             .last_check = sm.last_check(),
             .last_ok = sm.last_ok(),
@@ -248,10 +330,12 @@ void HealthChecker::stop()
     core.stopped = true;
     for (auto& [key, slot] : core.slots) {
         slot->removed = true;
-        slot->wait.cancel();
+        core.cancel_wait(*slot);
         slot->ctl->abort();
     }
     core.slots.clear();
+    core.tick.cancel();
+    core.env.shutdown();
 }
 
 }  // namespace lbd::health

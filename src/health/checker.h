@@ -27,6 +27,7 @@ struct TargetStatus {
     uint16_t port = 0;  ///< the port probed
     CheckType type = CheckType::Tcp;
     Via via = Via::Direct;
+    bool half_open = false;               ///< tcp: half-open checks
     State state = State::Unknown;
     std::optional<TimePoint> last_check;  ///< end of the last probe
     std::optional<bool> last_ok;
@@ -40,9 +41,14 @@ struct TargetStatus {
     bool probing = false;                 ///< a probe is running now
 };
 
+/// The places in an interval where probes start.
+constexpr int64_t kScheduleTicks = 100;
+
 /// Where in each interval a target is probed: a fixed offset in
-/// [0, interval) from a hash of (vip, address), so targets are spread over
-/// the interval and keep their place across restarts.
+/// [0, interval), one of kScheduleTicks multiples of interval /
+/// kScheduleTicks, from a hash of (vip, address), so targets are spread over
+/// the interval, many share a wakeup, and keep their place across restarts.
+/// 0 for an interval shorter than kScheduleTicks clock ticks.
 Clock::duration schedule_offset(const std::string& vip, const IpAddr& address, Clock::duration interval);
 
 /// The first probe time >= `not_before` on the grid epoch + offset + k * interval.

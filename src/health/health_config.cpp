@@ -56,7 +56,7 @@ constexpr unsigned bit(CheckType t)
 constexpr unsigned kHttpTypes = bit(CheckType::Http) | bit(CheckType::Https);
 constexpr unsigned kAllTypes = (1u << kTypes.size()) - 1;
 
-constexpr std::array<TypedKey, 11> kTypedKeys{{
+constexpr std::array<TypedKey, 12> kTypedKeys{{
     {"port", kAllTypes & ~bit(CheckType::Icmp)},
     {"path", kHttpTypes},
     {"expect_status", kHttpTypes},
@@ -67,6 +67,7 @@ constexpr std::array<TypedKey, 11> kTypedKeys{{
     {"query_name", bit(CheckType::Dns)},
     {"query_type", bit(CheckType::Dns)},
     {"command", bit(CheckType::Exec)},
+    {"half_open", bit(CheckType::Tcp)},
     {"via", kAllTypes},
 }};
 
@@ -154,6 +155,10 @@ public:
             else if (auto why = dns_name_problem(c.query_name); !why.empty())
                 error("query_name", "'" + c.query_name + "' is not a DNS name: " + why);
         }
+        if (c.type == CheckType::Tcp && c.half_open && c.via == Via::Tunnel && !bad("via") && !bad("half_open"))
+            error("half_open", "does not apply with via: tunnel: a half-open check sends its SYN from one raw "
+                               "socket, and probes via tunnel need a socket mark per backend (use via: direct, "
+                               "or a full tcp check)");
         if (c.type == CheckType::Exec && c.via == Via::Tunnel && !bad("via"))
             error("via", "tunnel does not apply to type exec: the command runs on lbd's host, not through the "
                          "VIP (use direct)");
@@ -266,7 +271,7 @@ void read_health(YamlReader& r, const YAML::Node& n, const std::string& path, He
     auto f = r.fields(n, path,
                       {"type", "port", "interval", "timeout", "unhealthy_threshold", "healthy_threshold", "path",
                        "expect_status", "host", "tls_verify", "payload", "expect", "query_name", "query_type",
-                       "command", "via"});
+                       "command", "half_open", "via"});
     if (!f)
         return;
     auto key = [&](std::string_view name) { return path + "." + std::string(name); };
@@ -351,6 +356,9 @@ void read_health(YamlReader& r, const YAML::Node& n, const std::string& path, He
             }
         }
     }
+    if (auto v = find(*f, "half_open"))
+        if (auto b = r.boolean(*v, key("half_open")))
+            out.half_open = *b;
     if (auto v = find(*f, "via"))
         if (auto s = r.text(*v, key("via"), "direct or tunnel")) {
             if (*s == "direct")

@@ -70,6 +70,9 @@ struct HealthConfig {
     // exec
     std::vector<std::string> command;  ///< argv; [0] is looked up in PATH if it has no '/'
 
+    // tcp
+    bool half_open = false;  ///< a SYN from a raw socket, SYN-ACK = healthy; no connection is made
+
     Via via = Via::Direct;
 
     bool operator==(const HealthConfig&) const = default;

@@ -12,6 +12,7 @@
 
 #include "common/duration.h"
 #include "health/probe_util.h"
+#include "health/syn_prober.h"
 #include "health/tls_context.h"
 
 namespace lbd::health {
@@ -40,13 +41,15 @@ ProbeControl::HookGuard ProbeControl::on_stop(std::function<void()> fn)
     return HookGuard(*this);
 }
 
-void ProbeControl::begin(std::chrono::milliseconds timeout)
+void ProbeControl::begin(std::chrono::milliseconds timeout, bool arm)
 {
     ++generation_;
     active_ = true;
     timed_out_ = false;
     aborted_ = false;
     timer_.expires_after(timeout);
+    if (!arm)
+        return;
     // The handler holds a reference so this outlives a wait that is already
     // queued when the owner lets go.
     timer_.async_wait([self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
@@ -112,6 +115,19 @@ ProbeEnv::Tls& ProbeEnv::tls()
 uint64_t ProbeEnv::random()
 {
     return rng_();
+}
+
+void ProbeEnv::shutdown()
+{
+    if (syn_)
+        syn_->close();
+}
+
+SynProber& ProbeEnv::syn(const asio::any_io_executor& ex)
+{
+    if (!syn_)
+        syn_ = std::make_shared<SynProber>(ex, random());
+    return *syn_;
 }
 
 // ----------------------------------------------------------------- helpers
@@ -181,7 +197,9 @@ std::string setup_socket(int fd, const Target& t)
 
 // --------------------------------------------------------------- run_probe
 
-asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, ProbeEnv& env)
+namespace {
+
+asio::awaitable<ProbeResult> run_probe_io(const Target& t, ProbeControl& ctl, ProbeEnv& env)
 {
     ctl.begin(t.config.timeout);
     ProbeResult r;
@@ -205,6 +223,17 @@ asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, Probe
         r = {false, "aborted"};
     ctl.end();
     co_return r;
+}
+
+}  // namespace
+
+asio::awaitable<ProbeResult> run_probe(const Target& t, ProbeControl& ctl, ProbeEnv& env)
+{
+    // Half-open: straight to the prober, which keeps the deadline itself
+    // (no coroutine frame of run_probe's own per probe).
+    if (t.config.type == CheckType::Tcp && t.config.half_open)
+        return env.syn(ctl.executor()).probe(t, ctl);
+    return run_probe_io(t, ctl, env);
 }
 
 }  // namespace lbd::health

@@ -23,6 +23,8 @@
 
 namespace lbd::health {
 
+class SynProber;
+
 /// What to probe. Keyed by (vip, address) in the checker.
 struct Target {
     std::string vip;
@@ -87,16 +89,29 @@ public:
     /// Declare the guard after the I/O object it closes.
     HookGuard on_stop(std::function<void()> fn);
 
-    /// Arms the deadline for a new probe (run_probe does this).
-    void begin(std::chrono::milliseconds timeout);
+    /// Starts a new probe (run_probe does this). `arm`: its deadline runs
+    /// the hook (a timer wait); without it the probe bounds itself (the
+    /// half-open prober keeps its own deadlines) and only abort() stops it.
+    void begin(std::chrono::milliseconds timeout, bool arm = true);
     /// Disarms it.
     void end();
+
+    boost::asio::any_io_executor executor() { return timer_.get_executor(); }
+
+    /// What a probe keeps for the target's next probes: the half-open
+    /// prober's source address for it, and when it was learned.
+    struct Memo {
+        std::optional<IpAddr> source;
+        TimePoint learned{};
+    };
+    Memo& memo() { return memo_; }
 
     ProbeControl(Private, const boost::asio::any_io_executor& ex) : timer_(ex) {}
 
 private:
     boost::asio::steady_timer timer_;
     std::function<void()> hook_;
+    Memo memo_;
     uint64_t generation_ = 0;
     bool active_ = false;
     bool timed_out_ = false;
@@ -118,9 +133,16 @@ public:
     struct Tls;
     Tls& tls();
     uint64_t random();
+    /// The half-open tcp prober, made on first use (its raw sockets then).
+    SynProber& syn(const boost::asio::any_io_executor& ex);
+    /// Closes what waits on the loop for all probes (the prober's sockets
+    /// and timer), so io_context::run() can return; the probes must be done
+    /// or aborted. Probes started later open them again.
+    void shutdown();
 
 private:
     std::unique_ptr<Tls> tls_;
+    std::shared_ptr<SynProber> syn_;
     std::mt19937_64 rng_;
 };
 

@@ -1,5 +1,6 @@
 // tcp: healthy when the connection is established. The socket is closed with
 // SO_LINGER 0 (RST): frequent probes leave no TIME_WAIT sockets behind.
+// (half_open: true is SynProber's, run_probe calls it.)
 #include "health/probe_util.h"  // first: it includes <utility> before Asio
 
 #include <boost/asio/ip/tcp.hpp>

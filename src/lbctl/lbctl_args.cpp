@@ -228,6 +228,7 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
     std::string hc_type, hc_path, hc_expect, hc_interval, hc_timeout, hc_host, hc_via;
     std::optional<uint32_t> hc_unhealthy, hc_healthy;
     std::optional<uint16_t> hc_port;
+    std::optional<bool> hc_half_open;
     auto* set_health = lb->add_subcommand(
         "set-health", "Change a VIP's health checks live (saved like every lbctl change). Options not given "
                       "keep their value; --type none removes the checks. Bad values (timeout not below "
@@ -246,6 +247,9 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
     set_health->add_option("--via", hc_via, "direct (probe each backend's address) or tunnel (probe the VIP, "
                                             "encapsulated to each backend as client traffic is)")
         ->type_name("HOW");
+    set_health->add_option("--half-open", hc_half_open, "tcp: true sends a SYN and takes the SYN-ACK as healthy "
+                                                        "(no connection; needs CAP_NET_RAW, direct only)")
+        ->type_name("BOOL");
 
     auto* set_weight = lb->add_subcommand(
         "set-weight", "Change a backend's weight: its share of new flows. Weight 0 drains it: no new flows, "
@@ -386,6 +390,8 @@ Invocation parse_args(const std::vector<std::string>& args, const char* env_sock
         put("via", hc_via);
         if (hc_port)
             req["port"] = *hc_port;
+        if (hc_half_open)
+            req["half_open"] = *hc_half_open;
         if (hc_unhealthy)
             req["unhealthy_threshold"] = *hc_unhealthy;
         if (hc_healthy)

@@ -332,6 +332,7 @@ private:
             json j{{"state", health::to_string(t.state)},
                    {"type", health::to_string(t.type)},
                    {"via", health::to_string(t.via)},
+                   {"half_open", t.half_open},
                    {"port", t.port},
                    {"checks", t.checks},
                    {"time_in_state_s", secs(t.time_in_state)},

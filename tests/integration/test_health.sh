@@ -4,6 +4,8 @@
 # checks) no new connection goes to it and connections to the other backends
 # are unaffected; when it comes back (2 passed checks) it gets traffic again.
 # A VIP whose every regular backend is down falls back to its sorry backend.
+# The echo VIP's checks are half-open (tcp, half_open: true): up on the
+# SYN-ACK, down on the RST of a stopped server, switched off live by lbctl.
 set -euo pipefail
 # shellcheck source=../lib/netns.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
@@ -27,7 +29,7 @@ cfg=$T_TMP/lbd.yaml
 	    address: $VIP4
 	    port: 7000
 	    protocol: tcp
-	    health: {type: tcp, interval: 500ms, timeout: 300ms, unhealthy_threshold: 2, healthy_threshold: 2}
+	    health: {type: tcp, half_open: true, interval: 500ms, timeout: 300ms, unhealthy_threshold: 2, healthy_threshold: 2}
 	    backends: [{address: 198.18.30.11}, {address: 198.18.30.12}, {address: 198.18.30.13, sorry: true}]
 	YAML
 } >"$cfg"
@@ -37,6 +39,10 @@ t_wait_for 15 "lbd running" t_log_has lbd "lbd .* running"
 ring_has() { t_log_has lbd "vip $1: backend $2 back in the ring"; }
 for b in 11 12 13; do t_wait_for 10 "198.18.30.$b up" ring_has web "198.18.30.$b"; done
 t_ok "all three backends passed 2 http checks and entered the ring"
+for b in 11 12 13; do
+	t_wait_for 10 "echo 198.18.30.$b up (half-open)" t_log_has lbd "vip echo backend 198\.18\.30\.$b:7000 unknown -> up \(syn-ack\)"
+done
+t_ok "echo's three backends up on half-open checks (syn-ack)"
 
 split() { # COUNT -> per-backend counts; fails on any failed request
 	local out
@@ -96,13 +102,16 @@ t_wait_for 10 "echo b2 down" echo_b2_down_again
 out=$(ip netns exec "$CL" $FLOWS tcp --addr "$VIP4" --port 7000 --count 20) || t_fail "sorry backend: $out"
 [[ $out == *'"b3": 20'* ]] || t_fail "not all to the sorry backend: $out"
 t_ok "with b1 and b2 down, the sorry backend b3 serves: $out"
+t_log_has lbd "vip echo: backend 198\.18\.30\.11 out of the ring \(refused\)" ||
+	t_fail "echo's b1 did not leave the ring on half-open checks refused"
+t_ok "half-open checks: b1 and b2 down (refused) with their servers stopped"
 
 # lbctl lb set-health: bad values refused, nothing changed; a good change
 # applies live and survives a restart.
 LBCTL=$T_BUILD/lbctl
 ctl() { "$LBCTL" --socket "$LBD_SOCK" "$@"; }
 before=$(ctl --json lb show web | python3 -c 'import json,sys; print(json.load(sys.stdin)["vip"]["backends"][0]["health"]["type"])')
-for bad in "--interval 1s --timeout 2s" "--type gopher" "--unhealthy-threshold 0"; do
+for bad in "--interval 1s --timeout 2s" "--type gopher" "--unhealthy-threshold 0" "--type tcp --half-open true --via tunnel"; do
 	rc=0
 	# shellcheck disable=SC2086 # the options split into arguments
 	err=$(ctl lb set-health web $bad 2>&1 >/dev/null) || rc=$?
@@ -112,11 +121,17 @@ done
 after=$(ctl --json lb show web | python3 -c 'import json,sys; print(json.load(sys.stdin)["vip"]["backends"][0]["health"]["type"])')
 [[ $before == "$after" ]] || t_fail "a refused set-health changed the checks"
 ctl lb set-health web --type tcp --interval 400ms --timeout 200ms >/dev/null || t_fail "set-health tcp"
+half_open_of() { ctl --json lb show echo | python3 -c 'import json,sys; print(json.load(sys.stdin)["vip"]["backends"][0]["health"]["half_open"])'; }
+[[ $(half_open_of) == True ]] || t_fail "echo's checks are not shown half-open: $(half_open_of)"
+ctl lb set-health echo --half-open false >/dev/null || t_fail "set-health --half-open false"
+for _ in $(seq 50); do [[ $(half_open_of) == False ]] && break; sleep 0.1; done
+[[ $(half_open_of) == False ]] || t_fail "lbctl lb set-health --half-open false not applied"
+t_info "lbctl lb set-health echo --half-open false: applied live"
 has_tcp() { ctl --json lb show web | grep -q '"type": "tcp"'; }
 t_wait_for 5 "tcp checks on web" has_tcp
 t_stop "$LBD_PID"
 t_bg "$LB" lbd2 "$LBD" --config "$cfg"
 t_wait_for 15 "lbd restarted" t_log_has lbd2 "lbd .* running"
 t_wait_for 5 "tcp checks after restart" has_tcp
-t_ok "lbctl lb set-health: 3 bad changes refused; http -> tcp applied live and kept across a restart"
+t_ok "lbctl lb set-health: 4 bad changes refused; http -> tcp applied live and kept across a restart; half-open off live"
 echo "PASS: test_health"

@@ -107,6 +107,32 @@ TEST(HealthSchedule, OffsetIsDeterministicAndWithinInterval)
     EXPECT_EQ(schedule_offset("web", a, Clock::duration::zero()), Clock::duration::zero());
 }
 
+TEST(HealthSchedule, OffsetsAreOnTicksOfAHundredthOfTheInterval)
+{
+    // Many targets share each of the 100 places (one wakeup for all of
+    // them), every place is used, and the places do not depend on the run
+    // (fixed values: the same across restarts and builds).
+    std::set<Clock::duration::rep> places;
+    for (int i = 0; i < 5000; ++i) {
+        IpAddr a = *IpAddr::parse("198.19.0.0");
+        a.bytes[2] = static_cast<uint8_t>(i >> 8);
+        a.bytes[3] = static_cast<uint8_t>(i);
+        auto off = schedule_offset("web", a, 1s);
+        ASSERT_EQ(off % 10ms, Clock::duration::zero()) << a.str();
+        ASSERT_LT(off, 1s);
+        places.insert(off.count());
+    }
+    EXPECT_EQ(places.size(), 100u);
+    // An interval that is not a multiple of 100 clock ticks: multiples of
+    // its hundredth (rounded down), still below it.
+    auto odd = schedule_offset("web", *IpAddr::parse("198.18.2.10"), Clock::duration(12345));
+    EXPECT_EQ(odd.count() % 123, 0);
+    EXPECT_LT(odd.count(), 12345);
+    EXPECT_EQ(schedule_offset("web", *IpAddr::parse("198.18.2.10"), Clock::duration(99)), Clock::duration::zero());
+    EXPECT_EQ(schedule_offset("web", *IpAddr::parse("198.18.2.10"), 1s), 80ms);
+    EXPECT_EQ(schedule_offset("api", *IpAddr::parse("fd00:1b::10"), 10s), 2500ms);
+}
+
 TEST(HealthSchedule, BackendsOfOneVipAreSpreadOverTheInterval)
 {
     constexpr int kBackends = 2000, kBuckets = 10;

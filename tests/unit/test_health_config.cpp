@@ -53,7 +53,28 @@ TEST(HealthConfig, Defaults)
     EXPECT_FALSE(c.host);
     EXPECT_FALSE(c.tls_verify);
     EXPECT_EQ(c.via, Via::Direct);
+    EXPECT_FALSE(c.half_open);
     EXPECT_TRUE(validate_health(c, "h").empty());
+}
+
+TEST(HealthConfig, TcpHalfOpen)
+{
+    auto p = parse("  type: tcp\n  half_open: true\n  port: 8080\n");
+    EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
+    EXPECT_TRUE(p.cfg.half_open);
+    EXPECT_EQ(p.cfg.port, 8080);
+    auto off = parse("  half_open: false\n  via: tunnel\n");
+    EXPECT_TRUE(off.errors.empty()) << dump(off.errors);
+    EXPECT_FALSE(off.cfg.half_open);
+
+    // The model check alone (lbctl's path): refused via tunnel, named by key.
+    HealthConfig c;
+    c.half_open = true;
+    c.via = Via::Tunnel;
+    auto errors = validate_health(c, "vips[1].health");
+    ASSERT_EQ(errors.size(), 1u) << dump(errors);
+    EXPECT_EQ(errors[0].key, "vips[1].health.half_open");
+    EXPECT_NE(errors[0].message.find("socket mark per backend"), std::string::npos) << errors[0].str();
 }
 
 TEST(HealthConfig, EmptyMappingKeepsDefaults)
@@ -216,6 +237,12 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"HostWithSpace", "  type: http\n  host: a b\n", "vips[0].health.host", 3, "host name"},
         ErrorCase{"EmptyExpect", "  type: udp\n  expect: \"\"\n", "vips[0].health.expect", 3, "must not be empty"},
         ErrorCase{"UnknownVia", "  via: gre\n", "vips[0].health.via", 2, "must be direct or tunnel"},
+        ErrorCase{"HalfOpenWithHttp", "  type: http\n  half_open: true\n", "vips[0].health.half_open", 3,
+                  "does not apply to type http (only to tcp)"},
+        ErrorCase{"HalfOpenNotBool", "  half_open: sometimes\n", "vips[0].health.half_open", 2,
+                  "must be true or false"},
+        ErrorCase{"HalfOpenViaTunnel", "  type: tcp\n  half_open: true\n  via: tunnel\n", "vips[0].health.half_open",
+                  3, "does not apply with via: tunnel"},
         ErrorCase{"TlsVerifyNotBool", "  type: https\n  tls_verify: maybe\n", "vips[0].health.tls_verify", 3,
                   "must be true or false"},
         ErrorCase{"DuplicateKey", "  interval: 5s\n  interval: 6s\n", "vips[0].health.interval", 3,

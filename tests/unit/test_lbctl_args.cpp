@@ -164,6 +164,10 @@ TEST(LbctlArgs, SetHealthBgpAndMaintenanceRequests)
     EXPECT_EQ(inv.request.value("interval", ""), "5s");
     EXPECT_EQ(inv.request.value("unhealthy_threshold", 0), 3);
     EXPECT_FALSE(inv.request.contains("host")) << "options not given are not sent";
+    EXPECT_FALSE(inv.request.contains("half_open"));
+    auto ho = parse({"lb", "set-health", "web", "--type", "tcp", "--half-open", "true"});
+    EXPECT_EQ(ho.request.value("half_open", false), true) << ho.text;
+    EXPECT_EQ(parse({"lb", "set-health", "web", "--half-open", "false"}).request.value("half_open", true), false);
     EXPECT_EQ(parse({"bgp", "status"}).request.value("cmd", ""), "bgp.status");
     auto on = parse({"maintenance", "on"}).request;
     EXPECT_EQ(on.value("cmd", ""), "maintenance");

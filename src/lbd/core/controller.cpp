@@ -352,6 +352,8 @@ json Controller::set_health(const json& r)
                 throw Refused("unknown health check type '" + type +
                               "' (tcp, http, https, udp, dns, icmp, exec, or none)");
             h.type = *t;
+            if (h.type != health::CheckType::Tcp)
+                h.half_open = false;  // a tcp-only setting: it does not follow the checks to another type
         }
         auto duration_arg = [&](const char* key, std::chrono::milliseconds& out) {
             if (auto it = r.find(key); it != r.end()) {
@@ -389,6 +391,11 @@ json Controller::set_health(const json& r)
         }
         if (auto it = r.find("command"); it != r.end() && it->is_array())
             h.command = it->get<std::vector<std::string>>();
+        if (auto it = r.find("half_open"); it != r.end()) {
+            if (!it->is_boolean())
+                throw Refused("'half_open' must be true or false");
+            h.half_open = it->get<bool>();
+        }
         if (auto it = r.find("via"); it != r.end()) {
             const std::string via = it->is_string() ? it->get<std::string>() : std::string();
             if (via == "direct")

@@ -117,6 +117,7 @@ json health_to_json(const health::HealthConfig& h)
            {"query_name", h.query_name},
            {"query_type", h.query_type},
            {"command", h.command},
+           {"half_open", h.half_open},
            {"via", health::to_string(h.via)}};
     if (h.port)
         j["port"] = *h.port;
@@ -146,6 +147,7 @@ health::HealthConfig health_from_json(const json& j)
     h.query_name = j.value("query_name", std::string());
     h.query_type = j.value("query_type", uint16_t{1});
     h.command = j.value("command", std::vector<std::string>{});
+    h.half_open = j.value("half_open", false);
     h.via = j.value("via", std::string("direct")) == "tunnel" ? health::Via::Tunnel : health::Via::Direct;
     if (j.contains("port"))
         h.port = j.at("port").get<uint16_t>();

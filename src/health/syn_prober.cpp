@@ -1,0 +1,538 @@
+#include "health/syn_prober.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "health/probe_util.h"
+
+namespace lbd::health {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr size_t kBatch = 64;          // messages per sendmmsg / recvmmsg
+constexpr size_t kReplyBuffer = 128;   // an IPv4 header (60 at most) and a TCP header's first 20 bytes fit
+constexpr int kSocketBuffer = 1 << 20;
+constexpr auto kSourceTtl = std::chrono::seconds(30);
+constexpr auto kReopenAfter = std::chrono::seconds(30);
+
+size_t hash_address(const IpAddr& a)
+{
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (size_t i = 0; i < a.size(); ++i) {
+        h ^= a.bytes[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+socklen_t to_sockaddr(const IpAddr& a, uint16_t port, sockaddr_storage& ss)
+{
+    ss = {};
+    if (a.is_v4()) {
+        auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(port);
+        std::memcpy(&sa->sin_addr, a.bytes.data(), 4);
+        return sizeof *sa;
+    }
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(port);
+    std::memcpy(&sa->sin6_addr, a.bytes.data(), 16);
+    return sizeof *sa;
+}
+
+IpAddr from_sockaddr(const sockaddr_storage& ss)
+{
+    IpAddr a;
+    if (ss.ss_family == AF_INET) {
+        std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, 4);
+    } else {
+        a.family = Family::V6;
+        std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, 16);
+    }
+    return a;
+}
+
+std::string errno_text(const char* what, int err)
+{
+    return std::string(what) + ": " + std::strerror(err);
+}
+
+}  // namespace
+
+size_t SynProber::FlowHash::operator()(const FlowKey& k) const noexcept
+{
+    return hash_address(k.address) ^ (size_t{k.port} << 16 | k.local_port) * 0x9e3779b97f4a7c15ull;
+}
+
+/// A SYN waiting for the next flush.
+struct SynProber::Outgoing {
+    FlowKey key;
+    uint32_t isn = 0;
+    sockaddr_storage to{};
+    socklen_t to_len = 0;
+    alignas(cmsghdr) std::array<uint8_t, CMSG_SPACE(sizeof(in6_pktinfo))> control{};
+    size_t control_len = 0;
+    syn::SynPacket packet{};
+};
+
+struct SynProber::Family {
+    Family(const asio::any_io_executor& ex, bool is_v4) : v4(is_v4), raw(ex) {}
+    ~Family()
+    {
+        for (int fd : reservers)
+            ::close(fd);
+        if (udp >= 0)
+            ::close(udp);
+    }
+
+    bool v4;
+    asio::posix::stream_descriptor raw;  // the raw socket; closed with it
+    std::vector<int> reservers;          // TCP sockets holding our source ports
+    std::vector<uint16_t> ports;
+    size_t next_port = 0;
+    int udp = -1;                        // connected to a backend to learn our source address for it
+    std::vector<Outgoing> out;
+    bool waiting_writable = false;
+    std::string open_error;
+    std::chrono::steady_clock::time_point retry_at{};
+
+    // Reused for each sendmmsg / recvmmsg.
+    std::vector<mmsghdr> send_msgs;
+    std::vector<iovec> send_iov;
+    std::array<std::array<uint8_t, kReplyBuffer>, kBatch> reply_buf{};
+    std::array<sockaddr_storage, kBatch> reply_from{};
+    std::array<iovec, kBatch> reply_iov{};
+    std::array<mmsghdr, kBatch> reply_msgs{};
+
+    /// Opens the raw socket, reserves the ports, attaches the filter. Empty
+    /// on success, else why not.
+    std::string open()
+    {
+        const int af = v4 ? AF_INET : AF_INET6;
+        int fd = ::socket(af, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) {
+            int err = errno;
+            return errno_text("raw socket", err) + (err == EPERM || err == EACCES ? " (needs CAP_NET_RAW)" : "");
+        }
+        boost::system::error_code ec;
+        raw.assign(fd, ec);
+        if (ec) {
+            ::close(fd);
+            return "raw socket: " + ec.message();
+        }
+        for (size_t i = 0; i < kPorts; ++i) {
+            int s = ::socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (s < 0)
+                return errno_text("socket", errno);
+            reservers.push_back(s);
+            int one = 1;
+            if (!v4)
+                ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+            sockaddr_storage ss{};
+            IpAddr any;
+            any.family = v4 ? lbd::Family::V4 : lbd::Family::V6;
+            socklen_t len = to_sockaddr(any, 0, ss);
+            if (::bind(s, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+                ::getsockname(s, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+                return errno_text("reserving a source port", errno);
+            ports.push_back(ntohs(v4 ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                     : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
+        }
+        if (v4) {  // DF, as TCP sets it; the kernel then gives the packets IP ID 0 instead of hashing one
+            int pmtu = IP_PMTUDISC_DO;
+            ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+        }
+        auto filter = syn::reply_filter(ports, v4);
+        sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
+        if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
+            return errno_text("SO_ATTACH_FILTER", errno);
+        for (int opt : {SO_RCVBUFFORCE, SO_SNDBUFFORCE})
+            if (::setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof kSocketBuffer) != 0)
+                ::setsockopt(fd, SOL_SOCKET, opt == SO_RCVBUFFORCE ? SO_RCVBUF : SO_SNDBUF, &kSocketBuffer,
+                             sizeof kSocketBuffer);
+        // What came in before the filter was attached.
+        std::array<uint8_t, 256> junk;
+        while (::recv(fd, junk.data(), junk.size(), MSG_DONTWAIT) >= 0) {
+        }
+        udp = ::socket(af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (udp < 0)
+            return errno_text("socket", errno);
+        for (size_t i = 0; i < kBatch; ++i) {
+            reply_iov[i] = {reply_buf[i].data(), reply_buf[i].size()};
+            reply_msgs[i] = {};
+            reply_msgs[i].msg_hdr.msg_iov = &reply_iov[i];
+            reply_msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        return {};
+    }
+
+    void close()
+    {
+        boost::system::error_code ignored;
+        raw.close(ignored);
+        for (int s : reservers)
+            ::close(s);
+        reservers.clear();
+        ports.clear();
+        if (udp >= 0)
+            ::close(udp);
+        udp = -1;
+    }
+};
+
+SynProber::SynProber(const asio::any_io_executor& ex, uint64_t secret)
+    : ex_(ex), secret_(static_cast<uint32_t>(secret ^ (secret >> 32))), timer_(ex)
+{
+}
+
+SynProber::~SynProber() = default;
+
+void SynProber::close()
+{
+    timer_.cancel();
+    armed_for_.reset();
+    deadlines_.clear();
+    v4_.reset();  // a Family's destructor closes its sockets; their waits end with operation_aborted
+    v6_.reset();
+}
+
+SynProber::Family* SynProber::family(bool v4, std::string& error)
+{
+    auto& fam = v4 ? v4_ : v6_;
+    const auto now = std::chrono::steady_clock::now();
+    if (fam && fam->open_error.empty())
+        return fam.get();
+    if (fam && now < fam->retry_at) {
+        error = fam->open_error;
+        return nullptr;
+    }
+    fam = std::make_unique<Family>(ex_, v4);
+    fam->open_error = fam->open();
+    if (!fam->open_error.empty()) {
+        fam->close();
+        fam->retry_at = now + kReopenAfter;
+        fam->open_error = "half-open: " + fam->open_error;
+        static bool logged[2] = {false, false};
+        if (!logged[v4 ? 0 : 1]) {
+            logged[v4 ? 0 : 1] = true;
+            spdlog::error("health: half-open tcp checks ({}) cannot run: {}; they fail until it can", v4 ? "IPv4" : "IPv6",
+                          fam->open_error);
+        }
+        error = fam->open_error;
+        return nullptr;
+    }
+    spdlog::info("health: half-open tcp checks ({}): raw socket open, {} source ports reserved", v4 ? "IPv4" : "IPv6",
+                 fam->ports.size());
+    wait_readable(*fam);
+    return fam.get();
+}
+
+std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo,
+                                  IpAddr& out)
+{
+    // Kept per target (no lookup), relearned every kSourceTtl: routes change.
+    const auto now = Clock::now();
+    if (memo.source && memo.source->family == dst.family && now - memo.learned < kSourceTtl) {
+        out = *memo.source;
+        return {};
+    }
+    // connect() on a UDP socket sends nothing: it only picks the route, and
+    // with it our source address.
+    sockaddr_storage ss{};
+    socklen_t len = to_sockaddr(dst, port, ss);
+    if (::connect(fam.udp, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        int err = errno;
+        if (err == ENETUNREACH || err == EHOSTUNREACH)
+            return "unreachable";
+        return errno_text("finding the source address", err);
+    }
+    len = sizeof ss;
+    if (::getsockname(fam.udp, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        return errno_text("finding the source address", errno);
+    out = from_sockaddr(ss);
+    memo.source = out;
+    memo.learned = now;
+    return {};
+}
+
+asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl)
+{
+    ctl.begin(t.config.timeout, false);  // the deadline is kept below, not by ctl's timer
+    struct End {
+        ProbeControl& ctl;
+        ~End() { ctl.end(); }
+    } end{ctl};
+    if (t.tunnel_to)
+        co_return ProbeResult{false, "half-open checks cannot go via tunnel"};
+    const IpAddr& dst = t.probe_address();
+    const uint16_t port = t.probe_port();
+    std::string error;
+    Family* fam = family(dst.is_v4(), error);
+    if (!fam)
+        co_return ProbeResult{false, std::move(error)};
+    IpAddr src;
+    if (t.source) {
+        if (t.source->family != dst.family)
+            co_return ProbeResult{false, "source address " + t.source->str() + " is not of the backend's family"};
+        src = *t.source;
+    } else if (auto why = source_for(*fam, dst, port, ctl.memo(), src); !why.empty()) {
+        co_return ProbeResult{false, std::move(why)};
+    }
+
+    // A source port with no probe of this backend address and port in flight.
+    Pending p;
+    p.prober = this;
+    p.key = {dst, port, 0};
+    for (size_t i = 0; i < fam->ports.size() && !p.key.local_port; ++i) {
+        uint16_t candidate = fam->ports[fam->next_port++ % fam->ports.size()];
+        p.key.local_port = candidate;
+        if (in_flight_.contains(p.key))
+            p.key.local_port = 0;
+    }
+    if (!p.key.local_port)
+        co_return ProbeResult{false, "half-open: every source port has a probe of this backend in flight"};
+    p.isn = syn::mix32(counter_++ ^ secret_);
+    in_flight_.emplace(p.key, &p);
+    queue(*fam, p.key, src, p.isn);
+    auto& fifo = deadlines_[t.config.timeout];
+    fifo.push_back({std::chrono::steady_clock::now() + t.config.timeout, p.key, p.isn});
+    if (!armed_for_ || fifo.back().at < *armed_for_)
+        arm();
+
+    auto guard = ctl.on_stop([&p] { p.stop(false); });  // abort: called from the checker, so resumed later
+    if (!p.done && !ctl.stopping())
+        co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+            [&p](Waiter w) { p.waiter.emplace(std::move(w)); }, asio::use_awaitable);
+    if (auto it = in_flight_.find(p.key); it != in_flight_.end() && it->second == &p)
+        in_flight_.erase(it);
+    if (p.done && !p.timed_out)
+        co_return ProbeResult{p.ok, p.reason ? std::string(p.reason) : std::move(p.error)};
+    if (ctl.aborted())
+        co_return ProbeResult{false, "aborted"};
+    co_return ProbeResult{false, detail::timeout_reason(t)};
+}
+
+void SynProber::Pending::stop(bool resume_now)
+{
+    if (auto it = prober->in_flight_.find(key); it != prober->in_flight_.end() && it->second == this)
+        prober->in_flight_.erase(it);
+    if (waiter) {
+        auto w = std::move(*waiter);
+        waiter.reset();
+        if (resume_now)
+            w();  // runs the probe's coroutine until it next waits
+        else
+            asio::post(prober->ex_, std::move(w));
+    }
+}
+
+void SynProber::Pending::finish(bool success, const char* why, bool resume_now)
+{
+    done = true;
+    ok = success;
+    reason = why;
+    stop(resume_now);
+}
+
+void SynProber::arm()
+{
+    std::optional<std::chrono::steady_clock::time_point> first;
+    for (auto& [timeout, fifo] : deadlines_)
+        if (!fifo.empty() && (!first || fifo.front().at < *first))
+            first = fifo.front().at;
+    armed_for_ = first;
+    if (!first)
+        return;
+    timer_.expires_at(*first);
+    timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+        if (ec)
+            return;  // re-armed for an earlier deadline, or going away
+        if (auto self = w.lock())
+            self->expire();
+    });
+}
+
+void SynProber::expire()
+{
+    const auto now = std::chrono::steady_clock::now();
+    expired_.clear();
+    for (auto& [timeout, fifo] : deadlines_) {
+        while (!fifo.empty() && fifo.front().at <= now) {
+            const Deadline& d = fifo.front();
+            if (auto it = in_flight_.find(d.key); it != in_flight_.end() && it->second->isn == d.isn)
+                expired_.push_back(it->second);
+            fifo.pop_front();
+        }
+    }
+    arm();
+    // Resumed last: a probe resumed here runs on to its next wait.
+    for (Pending* p : expired_) {
+        p->timed_out = true;
+        p->finish(false, nullptr, true);
+    }
+}
+
+void SynProber::queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32_t isn)
+{
+    Outgoing& o = fam.out.emplace_back();
+    o.key = key;
+    o.isn = isn;
+    o.to_len = to_sockaddr(key.address, 0, o.to);  // a raw socket's port must be 0 (IPv6: or the protocol)
+    o.packet = syn::build_syn({src, key.address, key.local_port, key.port, isn});
+    auto* c = reinterpret_cast<cmsghdr*>(o.control.data());
+    if (fam.v4) {
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+        in_pktinfo info{};
+        std::memcpy(&info.ipi_spec_dst, src.bytes.data(), 4);
+        std::memcpy(CMSG_DATA(c), &info, sizeof info);
+        o.control_len = CMSG_SPACE(sizeof(in_pktinfo));
+    } else {
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+        in6_pktinfo info{};
+        std::memcpy(&info.ipi6_addr, src.bytes.data(), 16);
+        std::memcpy(CMSG_DATA(c), &info, sizeof info);
+        o.control_len = CMSG_SPACE(sizeof(in6_pktinfo));
+    }
+    if (!flush_posted_) {
+        flush_posted_ = true;
+        asio::post(ex_, [w = weak_from_this()] {
+            if (auto self = w.lock()) {
+                self->flush_posted_ = false;
+                for (auto* f : {self->v4_.get(), self->v6_.get()})
+                    if (f && !f->waiting_writable && !f->out.empty())
+                        self->flush(*f);
+            }
+        });
+    }
+}
+
+void SynProber::flush(Family& fam)
+{
+    auto& out = fam.out;
+    fam.send_msgs.resize(out.size());
+    fam.send_iov.resize(out.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+        fam.send_iov[i] = {out[i].packet.data(), out[i].packet.size()};
+        auto& h = fam.send_msgs[i].msg_hdr;
+        h = {};
+        h.msg_name = &out[i].to;
+        h.msg_namelen = out[i].to_len;
+        h.msg_iov = &fam.send_iov[i];
+        h.msg_iovlen = 1;
+        h.msg_control = out[i].control.data();
+        h.msg_controllen = out[i].control_len;
+    }
+    const int fd = fam.raw.native_handle();
+    size_t i = 0;
+    while (i < out.size()) {
+        const auto n = static_cast<unsigned>(std::min(out.size() - i, kBatch));
+        int sent = ::sendmmsg(fd, &fam.send_msgs[i], n, 0);
+        if (sent > 0) {
+            i += static_cast<size_t>(sent);
+            continue;
+        }
+        const int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) {  // the send buffer is full: the rest when there is room
+            out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i));
+            wait_writable(fam);
+            return;
+        }
+        // This SYN could not be sent: its probe fails now.
+        const Outgoing& o = out[i];
+        if (auto it = in_flight_.find(o.key); it != in_flight_.end() && it->second->isn == o.isn) {
+            Pending* p = it->second;
+            if (err == ENETUNREACH || err == EHOSTUNREACH) {
+                p->finish(false, "unreachable", false);
+            } else {
+                p->error = errno_text("send", err);
+                p->finish(false, nullptr, false);
+            }
+        }
+        ++i;
+    }
+    out.clear();
+}
+
+void SynProber::wait_writable(Family& fam)
+{
+    fam.waiting_writable = true;
+    fam.raw.async_wait(asio::posix::descriptor_base::wait_write,
+                       [w = weak_from_this(), f = &fam](const boost::system::error_code& ec) {
+                           if (ec)
+                               return;  // closed: the prober is going away
+                           if (auto self = w.lock()) {
+                               f->waiting_writable = false;
+                               if (!f->out.empty())
+                                   self->flush(*f);
+                           }
+                       });
+}
+
+void SynProber::wait_readable(Family& fam)
+{
+    fam.raw.async_wait(asio::posix::descriptor_base::wait_read,
+                       [w = weak_from_this(), f = &fam](const boost::system::error_code& ec) {
+                           if (ec)
+                               return;
+                           if (auto self = w.lock()) {
+                               self->drain(*f);
+                               self->wait_readable(*f);
+                           }
+                       });
+}
+
+void SynProber::drain(Family& fam)
+{
+    const int fd = fam.raw.native_handle();
+    for (;;) {
+        for (size_t i = 0; i < kBatch; ++i) {
+            auto& h = fam.reply_msgs[i].msg_hdr;
+            h.msg_name = &fam.reply_from[i];
+            h.msg_namelen = sizeof(sockaddr_storage);
+        }
+        int n = ::recvmmsg(fd, fam.reply_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            return;  // EAGAIN: empty
+        }
+        for (int i = 0; i < n; ++i) {
+            std::span<const uint8_t> data(fam.reply_buf[size_t(i)].data(), fam.reply_msgs[size_t(i)].msg_len);
+            auto r = fam.v4 ? syn::parse_ipv4(data) : syn::parse_tcp(data, from_sockaddr(fam.reply_from[size_t(i)]));
+            if (r)
+                on_reply(*r);
+        }
+        if (static_cast<size_t>(n) < kBatch)
+            return;
+    }
+}
+
+void SynProber::on_reply(const syn::Reply& r)
+{
+    auto it = in_flight_.find(FlowKey{r.source, r.source_port, r.destination_port});
+    if (it == in_flight_.end() || it->second->isn + 1 != r.ack)
+        return;  // not ours, or not for this probe (a late answer to an earlier one)
+    it->second->finish(r.syn_ack, r.syn_ack ? "syn-ack" : "refused", true);
+}
+
+}  // namespace lbd::health
