@@ -132,6 +132,8 @@ public:
             for (const auto& line : enable_forwarding(iface))
                 spdlog::info("{}", line);
         spdlog::info("datapath clock: {}", dp_.clock());
+        spdlog::info("connection table: {}{}", dp_.conntrack_summary(),
+                     dp_.adopted() ? ", adopted with its flows" : "");
         // The tunnel before XDP: should XDP fail, it goes with this object.
         tunnel_ = std::make_unique<ProbeTunnel>(cfg_.datapath);
         for (const auto& line : tunnel_->attach())

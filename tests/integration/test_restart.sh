@@ -48,6 +48,8 @@ for round in 2 3; do
 	start_lbd "lbd$round"
 	t_log_has "lbd$round" "adopted the XDP link on lb0" || t_fail "restart $round did not adopt the pinned link"
 	t_log_has "lbd$round" "vip echo: adopted with 3 of 3 backends" || t_fail "restart $round did not adopt the VIPs"
+	t_log_has "lbd$round" "connection table: 65536 entries \(8192 buckets of 8\), 4 MiB, adopted with its flows" ||
+		t_fail "restart $round did not say it kept the connection table"
 	t_ok "restart $round: $(grep -o 'adopted the XDP link.*' "$T_TMP/lbd$round.log")"
 	sleep 1
 done

@@ -620,6 +620,14 @@ uint64_t coarse_now_ns()
 
 }  // namespace
 
+std::string Datapath::conntrack_summary() const
+{
+    const uint64_t bytes = uint64_t(ct_buckets_) * sizeof(lbd_ct_bucket);
+    return std::to_string(uint64_t(ct_buckets_) * LBD_CT_WAYS) + " entries (" + std::to_string(ct_buckets_) +
+           " buckets of " + std::to_string(LBD_CT_WAYS) + "), " + std::to_string((bytes + (1 << 20) - 1) >> 20) +
+           " MiB";
+}
+
 std::span<lbd_ct_bucket> Datapath::conntrack() const
 {
     return {static_cast<lbd_ct_bucket*>(ct_map_->data()), ct_buckets_};

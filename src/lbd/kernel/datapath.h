@@ -117,6 +117,9 @@ public:
     bool adopted() const { return adopted_; }
     /// How the program tells time (bpf/clock.h), for the log.
     std::string clock() const;
+    /// The connection table's size, for the log: "1048576 entries (131072
+    /// buckets of 8), 64 MiB".
+    std::string conntrack_summary() const;
 
     /// Attaches to every configured interface: a pinned link left by an
     /// earlier lbd gets this program swapped in (no packet is missed); else a
