@@ -7,10 +7,11 @@
  * packet already has names the bucket, so a lookup is an inlined array read
  * and up to LBD_CT_WAYS key compares, and an insert writes an entry in place
  * (no allocation, no lock). A bucket that is full gives up a flow the
- * client closed, else its least recently seen one: LRU per bucket. Entries are written
- * without a lock by every CPU and by lbd, so each carries a check over the
- * flow's hash and its backend; an entry whose check does not match is not
- * used (a torn write is a miss: the flow is scheduled by its VIP again).
+ * client closed, else its least recently seen one: LRU per bucket. Entries
+ * are written without a lock by every CPU and by lbd, so each carries a
+ * check over the flow's hash and its backend; an entry whose check does not
+ * match is not used (a torn write is a miss: the flow is scheduled by its
+ * VIP again).
  *
  * For least-conn VIPs the table also drives the active-flow counters
  * (lc_active): a new entry counts (LBD_CT_F_COUNTED), a TCP FIN or RST ends
@@ -184,6 +185,8 @@ __noinline int ct_insert(const struct packet *pkt, const struct lbd_vip_meta *vi
 	}
 	if (vip->algorithm == LBD_ALG_LEAST_CONN)
 		flags = LBD_CT_F_COUNTED;
+	/* Cleared first, set last: a reader in between sees no entry or a
+	 * check that does not match; either way a miss. */
 	victim->v.check = 0;
 	__builtin_memcpy(&victim->key, &pkt->flow, sizeof(victim->key));
 	victim->v.backend_id = be_id;
