@@ -12,6 +12,7 @@ PACKAGES=(
 	exabgp bird2
 	# tests and lab
 	iproute2 ethtool curl python3 iputils-ping procps openssl dnsmasq-base
+	libcap2-bin # capsh: the half-open test drops CAP_NET_RAW
 	nginx-light shellcheck
 )
 
