@@ -88,6 +88,7 @@
 #include "bench_common.h"
 #include "bench_netns.h"
 #include "lbd/core/lb_state.h"
+#include "lbd/core/conntrack_table.h"
 #include "lbd/kernel/datapath.h"
 #include "lbd_hash.h"
 #include "xdp_lb.skel.h"
@@ -256,7 +257,7 @@ public:
         bpf_map__set_value_size(m.ring, kRingSize * uint32_t(sizeof(uint32_t)));
         bpf_map__set_max_entries(m.backends, kMaxBackends + 1);
         bpf_map__set_max_entries(m.backend_stats, kMaxBackends + 1);
-        const uint32_t ct_buckets = kConntrackSize / LBD_CT_WAYS;
+        const uint32_t ct_buckets = lbd::ct_buckets_for(kConntrackSize);
         bpf_map__set_max_entries(m.conntrack, ct_buckets);
         skel_->rodata->ct_buckets = ct_buckets;
         if (bpf_map__set_type(m.conntrack, ct_type) || bpf_map__set_map_flags(m.conntrack, ct_flags)) {

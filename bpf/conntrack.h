@@ -35,12 +35,14 @@ static __always_inline void lc_add(__u32 be_id, __s32 delta)
 		__sync_fetch_and_add(&n[LBD_LC_INDEX(be_id) & lc_mask], delta);
 }
 
-/* The entry stops counting as an active flow of its backend (once). */
-static __always_inline void ct_uncount(struct lbd_ct_value *ct)
+/* The flow is closed (FIN or RST, or its entry goes): the first entry a
+ * full bucket gives up, and no longer an active flow for least-conn (the
+ * count drops once, whoever gets here first). */
+static __always_inline void ct_close(struct lbd_ct_value *ct)
 {
 	__u32 old;
 
-	if ((ct->flags & (LBD_CT_F_COUNTED | LBD_CT_F_CLOSED)) != LBD_CT_F_COUNTED)
+	if (ct->flags & LBD_CT_F_CLOSED)
 		return;
 	old = __sync_fetch_and_or(&ct->flags, LBD_CT_F_CLOSED);
 	if ((old & (LBD_CT_F_COUNTED | LBD_CT_F_CLOSED)) == LBD_CT_F_COUNTED)
@@ -79,13 +81,7 @@ static __always_inline struct lbd_backend *ct_use(const struct packet *pkt,
 	if (pkt->now - ct->last_seen > CT_REFRESH_NS)
 		ct->last_seen = pkt->now;
 	if (pkt->tcp_close) {
-		/* Closed: the first entry a full bucket gives up, and no longer
-		 * an active flow for least-conn (once). */
-		if (!(ct->flags & LBD_CT_F_CLOSED)) {
-			old = __sync_fetch_and_or(&ct->flags, LBD_CT_F_CLOSED);
-			if ((old & (LBD_CT_F_COUNTED | LBD_CT_F_CLOSED)) == LBD_CT_F_COUNTED)
-				lc_add(ct->backend_id, -1);
-		}
+		ct_close(ct);
 	} else if (vip->algorithm == LBD_ALG_LEAST_CONN &&
 		   !(ct->flags & (LBD_CT_F_COUNTED | LBD_CT_F_CLOSED))) {
 		/* Open but not counted: it was idle (lbd un-counted it) or
@@ -134,7 +130,7 @@ static __always_inline void ct_release(struct lbd_ct_value *v)
 		return;
 	be = bpf_map_lookup_elem(&backends, &v->backend_id);
 	if (be && be->gen == v->backend_gen)
-		ct_uncount(v);
+		ct_close(v);
 }
 
 /* How far down the list to give an entry up: empty first, then flows the
@@ -159,7 +155,7 @@ __noinline int ct_insert(const struct packet *pkt, const struct lbd_vip_meta *vi
 	struct lbd_ct_entry *e, *victim = NULL;
 	__u64 lowest = ~0ULL, score;
 	__u32 flags = 0;
-	int i;
+	int i, own = 0;
 
 	if (!b || !pkt || !vip || !be)
 		return 0; /* not while the map is the size lbd loaded it with */
@@ -168,6 +164,7 @@ __noinline int ct_insert(const struct packet *pkt, const struct lbd_vip_meta *vi
 		e = &b->e[i];
 		if (flow_key_equal(&e->key, &pkt->flow)) {
 			victim = e; /* a SYN on a reused tuple, a retransmitted SYN, a re-pick */
+			own = 1;
 			break;
 		}
 		score = ct_keep_score(&e->v);
@@ -179,7 +176,7 @@ __noinline int ct_insert(const struct packet *pkt, const struct lbd_vip_meta *vi
 	if (!victim)
 		return 0; /* cannot happen: the first way ranks below ~0 */
 	if (victim->v.check) {
-		if (!(victim->v.flags & LBD_CT_F_CLOSED) && !flow_key_equal(&victim->key, &pkt->flow))
+		if (!own && !(victim->v.flags & LBD_CT_F_CLOSED))
 			count(LBD_CNT_CT_EVICT);
 		ct_release(&victim->v);
 	}

@@ -16,6 +16,13 @@ namespace lbd {
 
 static_assert(sizeof(lbd_ct_entry) % sizeof(uint32_t) == 0);
 
+/// Buckets of a table of `entries` entries (rounded up to whole buckets):
+/// the map's max_entries.
+constexpr uint32_t ct_buckets_for(uint32_t entries)
+{
+    return (entries + LBD_CT_WAYS - 1) / LBD_CT_WAYS;
+}
+
 /// A copy of the entry at `e`, which the program may be writing now, if it
 /// holds a flow: its check matches (not empty, not torn). Word by word, as
 /// the program writes it.

@@ -413,8 +413,7 @@ Datapath::Datapath(const DatapathConfig& cfg, Pinning pinning) : cfg_(cfg), pinn
     bpf_map__set_max_entries(skel_->maps.backends, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.backend_stats, cfg.max_backends + 1);
     bpf_map__set_max_entries(skel_->maps.nexthops, cfg.max_backends + 1);
-    // The connection table: conntrack_size entries in buckets of LBD_CT_WAYS.
-    const uint32_t ct_buckets = (cfg.conntrack_size + LBD_CT_WAYS - 1) / LBD_CT_WAYS;
+    const uint32_t ct_buckets = ct_buckets_for(cfg.conntrack_size);
     bpf_map__set_max_entries(skel_->maps.conntrack, ct_buckets);
     skel_->rodata->ct_buckets = ct_buckets;
     bpf_map__set_max_entries(skel_->maps.sched, cfg.max_vips);
