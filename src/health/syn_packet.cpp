@@ -135,14 +135,4 @@ std::vector<sock_filter> reply_filter(std::span<const uint16_t> ports, bool ip_h
     return f;
 }
 
-uint32_t mix32(uint32_t x)  // "lowbias32": xorshifts and odd multiplies, each invertible
-{
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
 }  // namespace lbd::health::syn

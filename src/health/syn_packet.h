@@ -64,8 +64,4 @@ std::optional<Reply> parse_ipv4(std::span<const uint8_t> packet);
 /// otherwise at the TCP header (IPv6 raw sockets).
 std::vector<sock_filter> reply_filter(std::span<const uint16_t> ports, bool ip_header);
 
-/// A 32-bit bijection (a counter mixed with a secret gives distinct ISNs
-/// for 2^32 probes).
-uint32_t mix32(uint32_t x);
-
 }  // namespace lbd::health::syn

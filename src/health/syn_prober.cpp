@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "lbd_hash.h"
+
 #include <cerrno>
 #include <cstring>
 
@@ -305,7 +307,7 @@ asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl
     }
     if (!p.key.local_port)
         co_return ProbeResult{false, "half-open: every source port has a probe of this backend in flight"};
-    p.isn = syn::mix32(counter_++ ^ secret_);
+    p.isn = lbd_hash_final(counter_++ ^ secret_);  // a bijection: distinct ISNs for 2^32 probes
     in_flight_.emplace(p.key, &p);
     queue(*fam, p.key, src, p.isn);
     auto& fifo = deadlines_[t.config.timeout];

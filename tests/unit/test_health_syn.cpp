@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "health/syn_packet.h"
+#include "lbd_hash.h"
 
 using namespace lbd;
 using namespace lbd::health::syn;
@@ -193,6 +194,6 @@ TEST(HealthSyn, IsnMixIsABijectionOnASample)
 {
     std::set<uint32_t> seen;
     for (uint32_t i = 0; i < 100000; ++i)
-        seen.insert(mix32(i ^ 0x5eed5eedu));
+        seen.insert(lbd_hash_final(i ^ 0x5eed5eedu));
     EXPECT_EQ(seen.size(), 100000u);
 }
