@@ -182,10 +182,15 @@ asio::awaitable<void> run_slot(std::shared_ptr<HealthChecker::Core> core, std::s
 {
     auto gone = [&] { return s->removed || core->stopped; };
     TimePoint last_start{};
+    std::shared_ptr<const Target> scheduled;  // the target `interval` and `offset` are of
+    Clock::duration interval{}, offset{};
     while (!gone()) {
         auto target = s->target;
-        auto interval = std::chrono::duration_cast<Clock::duration>(target->config.interval);
-        auto offset = schedule_offset(target->vip, target->address, interval);
+        if (target != scheduled) {
+            scheduled = target;
+            interval = std::chrono::duration_cast<Clock::duration>(target->config.interval);
+            offset = schedule_offset(target->vip, target->address, interval);
+        }
         auto not_before = std::max(Clock::now(), last_start + Clock::duration(1));
         const TimePoint due = next_due(core->epoch, offset, interval, not_before);
         co_await core->wait_until(*s, due);
