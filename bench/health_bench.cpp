@@ -231,7 +231,7 @@ int main(int argc, char** argv)
             if (first_failure.empty())
                 first_failure = t.address.str() + ": " + r.reason;
         }
-        per_target[size_t(std::stoul(t.vip.substr(1)))]++;
+        per_target[size_t(t.address.bytes[2]) * 250 + t.address.bytes[3] - 1]++;  // as made below
         late.push_back(std::chrono::duration<double>(r.started - r.due).count() /
                        std::chrono::duration<double>(interval).count());
     });

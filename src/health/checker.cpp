@@ -11,6 +11,8 @@
 #include <map>
 #include <utility>
 
+#include "health/syn_prober.h"
+
 namespace lbd::health {
 
 namespace asio = boost::asio;
@@ -28,25 +30,38 @@ uint64_t mix(uint64_t x)  // splitmix64's finaliser
     return x ^ (x >> 31);
 }
 
-/// How a target's coroutine waiting for its due time is resumed.
-using Waiter = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
-
-struct Slot {
-    Slot(asio::io_context& io, std::shared_ptr<const Target> t, TimePoint now)
+struct Slot final : SynProber::Client, std::enable_shared_from_this<Slot> {
+    Slot(std::shared_ptr<const Target> t, TimePoint now)
         : target(std::move(t)),
-          sm(target->config.healthy_threshold, target->config.unhealthy_threshold, now),
-          ctl(ProbeControl::create(io.get_executor()))
+          sm(target->config.healthy_threshold, target->config.unhealthy_threshold, now)
     {
+        reschedule();
     }
 
     std::shared_ptr<const Target> target;
     StateMachine sm;
+    /// Bounds the probe running as a coroutine; a fresh one after an
+    /// abandoned probe (whose coroutine may still be ending with the old).
     std::shared_ptr<ProbeControl> ctl;
-    std::optional<Waiter> waiter;  ///< set while waiting for `waiting_for`
-    TimePoint waiting_for{};
-    bool woken_early = false;      ///< the wait was cancelled (settings changed, removed)
-    bool removed = false;
+    HealthChecker::Core* core = nullptr;
+    bool half_open = false;             ///< probed by the SynProber, without a coroutine
+    Clock::duration interval{}, offset{};  ///< of `target`
+    TimePoint due{};                    ///< of the probe waiting or running
+    TimePoint started{};                ///< of the probe running, or the last one
+    uint64_t generation = 0;            ///< +1 when the target changes or goes: a result of before is dropped
+    bool waiting = false;               ///< in Core::waiting under `due`
     bool probing = false;
+    bool removed = false;
+
+    /// After the target changed.
+    void reschedule()
+    {
+        interval = std::chrono::duration_cast<Clock::duration>(target->config.interval);
+        offset = schedule_offset(target->vip, target->address, interval);
+        half_open = target->config.type == CheckType::Tcp && target->config.half_open;
+    }
+
+    void syn_result(ProbeResult r) override;
 };
 
 void log_transition(const Target& t, const Transition& tr)
@@ -61,6 +76,10 @@ void log_transition(const Target& t, const Transition& tr)
 /// The targets wait for their due times here: one timer for all of them,
 /// armed for the earliest due time, rather than one timer each (the
 /// offsets are on 100 ticks per interval, so a due time has many targets).
+/// A due target's probe is started from the timer's handler: half-open tcp
+/// probes by the SynProber directly (no coroutine, nothing allocated),
+/// others as a coroutine each. Its result comes back to complete(), which
+/// records it and puts the target back in line for its next due time.
 struct HealthChecker::Core : std::enable_shared_from_this<HealthChecker::Core> {
     explicit Core(asio::io_context& c) : io(c), epoch(Clock::now()), tick(c) {}
 
@@ -77,32 +96,43 @@ struct HealthChecker::Core : std::enable_shared_from_this<HealthChecker::Core> {
     std::map<TimePoint, std::vector<Slot*>> waiting;  ///< by due time
     std::vector<Slot*> ready;
 
-    /// Suspends the slot's coroutine until `due` (or cancel_wait()).
-    auto wait_until(Slot& s, TimePoint due)
+    /// Puts the slot in line for its next due time: on its grid, after now
+    /// and after its last start.
+    void schedule(Slot& s, TimePoint now = Clock::now())
     {
-        s.woken_early = false;
-        s.waiting_for = due;
-        waiting[due].push_back(&s);
-        if (!armed_for || due < *armed_for)
+        const auto not_before = std::max(now, s.started + Clock::duration(1));
+        s.due = next_due(epoch, s.offset, s.interval, not_before);
+        s.waiting = true;
+        waiting[s.due].push_back(&s);
+        if (!armed_for || s.due < *armed_for)
             arm();
-        return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-            [&s](Waiter w) { s.waiter.emplace(std::move(w)); }, asio::use_awaitable);
     }
 
-    /// Ends the slot's wait early (its coroutine resumes later, posted).
-    void cancel_wait(Slot& s)
+    void unschedule(Slot& s)
     {
-        if (!s.waiter)
+        if (!s.waiting)
             return;
-        if (auto it = waiting.find(s.waiting_for); it != waiting.end()) {
+        s.waiting = false;
+        if (auto it = waiting.find(s.due); it != waiting.end()) {
             std::erase(it->second, &s);
             if (it->second.empty())
                 waiting.erase(it);
         }
-        s.woken_early = true;
-        auto w = std::move(*s.waiter);
-        s.waiter.reset();
-        asio::post(io, std::move(w));
+    }
+
+    /// Ends the slot's probe in flight, if any; its result will be dropped.
+    void abandon(Slot& s)
+    {
+        ++s.generation;
+        if (s.probing) {
+            if (s.half_open)
+                env.syn(io.get_executor()).cancel(s);
+            else if (s.ctl) {
+                s.ctl->abort();  // the coroutine ends soon; complete() drops its result
+                s.ctl.reset();
+            }
+            s.probing = false;
+        }
     }
 
     void arm()
@@ -132,17 +162,30 @@ struct HealthChecker::Core : std::enable_shared_from_this<HealthChecker::Core> {
             waiting.erase(waiting.begin());
         }
         arm();
-        // Each runs on to its next wait (a probe's I/O, or its next due time).
         auto batch = std::move(ready);
-        for (Slot* s : batch) {
-            if (!s->waiter)
-                continue;  // cancelled by one resumed before it
-            auto w = std::move(*s->waiter);
-            s->waiter.reset();
-            w();
-        }
+        for (Slot* s : batch)
+            s->waiting = false;
+        for (Slot* s : batch)
+            if (!s->waiting && !s->probing && !s->removed && !stopped)  // not changed by one started before it
+                start(*s);
         ready = std::move(batch);
     }
+
+    /// The slot goes: its wait and its probe end. It is freed later, from
+    /// the loop: the caller may be a callback of its own result.
+    void drop(std::shared_ptr<Slot> s)
+    {
+        abandon(*s);
+        unschedule(*s);
+        s->removed = true;
+        retired.push_back(std::move(s));
+        if (retired.size() == 1)
+            asio::post(io, [self = shared_from_this()] { self->retired.clear(); });
+    }
+    std::vector<std::shared_ptr<Slot>> retired;
+
+    void start(Slot& s);
+    void complete(Slot& s, uint64_t generation, ProbeResult r);
 };
 
 Clock::duration schedule_offset(const std::string& vip, const IpAddr& address, Clock::duration interval)
@@ -178,55 +221,62 @@ TimePoint next_due(TimePoint epoch, Clock::duration offset, Clock::duration inte
 
 namespace {
 
-asio::awaitable<void> run_slot(std::shared_ptr<HealthChecker::Core> core, std::shared_ptr<Slot> s)
+asio::awaitable<void> run_one(std::shared_ptr<HealthChecker::Core> core, std::shared_ptr<Slot> s,
+                              std::shared_ptr<const Target> target, std::shared_ptr<ProbeControl> ctl,
+                              uint64_t generation)
 {
-    auto gone = [&] { return s->removed || core->stopped; };
-    TimePoint last_start{};
-    std::shared_ptr<const Target> scheduled;  // the target `interval` and `offset` are of
-    Clock::duration interval{}, offset{};
-    while (!gone()) {
-        auto target = s->target;
-        if (target != scheduled) {
-            scheduled = target;
-            interval = std::chrono::duration_cast<Clock::duration>(target->config.interval);
-            offset = schedule_offset(target->vip, target->address, interval);
-        }
-        auto not_before = std::max(Clock::now(), last_start + Clock::duration(1));
-        const TimePoint due = next_due(core->epoch, offset, interval, not_before);
-        co_await core->wait_until(*s, due);
-        if (gone())
-            break;
-        if (s->woken_early || s->target != target)
-            continue;  // rescheduled by a settings change
-
-        last_start = Clock::now();
-        s->probing = true;
-        ProbeResult r = co_await run_probe(*target, *s->ctl, core->env);
-        r.due = due;
-        r.started = last_start;
-        s->probing = false;
-        if (gone())
-            break;
-        if (s->target != target)
-            continue;  // settings changed meanwhile: the result is of the old ones
-        try {
-            if (core->on_probe)
-                core->on_probe(*target, r);
-            if (gone())
-                break;
-            auto tr = s->sm.record(r.ok, std::move(r.reason), Clock::now());
-            if (tr) {
-                log_transition(*target, *tr);
-                if (core->on_change)
-                    core->on_change(*target, *tr);
-            }
-        } catch (const std::exception& e) {
-            spdlog::error("health: vip {} backend {}: callback failed: {}", target->vip, target->endpoint(), e.what());
-        }
-    }
+    ProbeResult r = co_await run_probe(*target, *ctl, core->env);
+    core->complete(*s, generation, std::move(r));
 }
 
 }  // namespace
+
+void Slot::syn_result(ProbeResult r)
+{
+    core->complete(*this, generation, std::move(r));
+}
+
+void HealthChecker::Core::start(Slot& s)
+{
+    s.probing = true;
+    s.started = Clock::now();
+    if (s.half_open) {
+        if (auto r = env.syn(io.get_executor()).start(s, *s.target, s.started))
+            complete(s, s.generation, std::move(*r));  // it could not be sent: a failed probe
+        return;
+    }
+    if (!s.ctl)
+        s.ctl = ProbeControl::create(io.get_executor());
+    asio::co_spawn(io, run_one(shared_from_this(), s.shared_from_this(), s.target, s.ctl, s.generation),
+                   asio::detached);
+}
+
+void HealthChecker::Core::complete(Slot& s, uint64_t generation, ProbeResult r)
+{
+    if (stopped || s.removed || s.generation != generation)
+        return;  // stopped, removed, or the settings changed meanwhile: the result is of the old ones
+    s.probing = false;
+    r.due = s.due;
+    r.started = s.started;
+    const auto target = s.target;  // a callback may change the targets
+    const auto now = Clock::now();
+    try {
+        if (on_probe)
+            on_probe(*target, r);
+        if (stopped || s.removed || s.generation != generation)
+            return;
+        auto tr = s.sm.record(r.ok, std::move(r.reason), now);
+        if (tr) {
+            log_transition(*target, *tr);
+            if (on_change)
+                on_change(*target, *tr);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("health: vip {} backend {}: callback failed: {}", target->vip, target->endpoint(), e.what());
+    }
+    if (!stopped && !s.removed && s.generation == generation && !s.waiting && !s.probing)
+        schedule(s, now);
+}
 
 HealthChecker::HealthChecker(asio::io_context& io) : core_(std::make_shared<Core>(io)) {}
 
@@ -261,25 +311,25 @@ void HealthChecker::set_targets(std::vector<Target> targets)
         if (auto it = core.slots.find(key); it != core.slots.end()) {
             auto slot = it->second;
             if (*slot->target != t) {
+                core.abandon(*slot);
+                core.unschedule(*slot);
                 slot->target = std::make_shared<const Target>(std::move(t));
                 slot->sm.set_thresholds(slot->target->config.healthy_threshold,
                                         slot->target->config.unhealthy_threshold);
-                slot->ctl->abort();
-                core.cancel_wait(*slot);
+                slot->reschedule();
+                core.schedule(*slot);
             }
             next.emplace(std::move(key), std::move(slot));
             core.slots.erase(it);
             continue;
         }
-        auto slot = std::make_shared<Slot>(core.io, std::make_shared<const Target>(std::move(t)), now);
+        auto slot = std::make_shared<Slot>(std::make_shared<const Target>(std::move(t)), now);
+        slot->core = &core;
         next.emplace(std::move(key), slot);
-        asio::co_spawn(core.io, run_slot(core_, slot), asio::detached);
+        core.schedule(*slot);
     }
-    for (auto& [key, slot] : core.slots) {  // removed
-        slot->removed = true;
-        core.cancel_wait(*slot);
-        slot->ctl->abort();
-    }
+    for (auto& [key, slot] : core.slots)  // removed
+        core.drop(slot);
     core.slots = std::move(next);
 }
 
@@ -332,12 +382,9 @@ void HealthChecker::stop()
     auto& core = *core_;
     if (core.stopped)
         return;
+    for (auto& [key, slot] : core.slots)
+        core.drop(slot);
     core.stopped = true;
-    for (auto& [key, slot] : core.slots) {
-        slot->removed = true;
-        core.cancel_wait(*slot);
-        slot->ctl->abort();
-    }
     core.slots.clear();
     core.tick.cancel();
     core.env.shutdown();

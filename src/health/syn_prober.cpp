@@ -14,8 +14,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
-#include "health/probe_util.h"
+#include "common/duration.h"
 
 namespace lbd::health {
 
@@ -28,16 +29,6 @@ constexpr size_t kReplyBuffer = 128;   // an IPv4 header (60 at most) and a TCP 
 constexpr int kSocketBuffer = 1 << 20;
 constexpr auto kSourceTtl = std::chrono::seconds(30);
 constexpr auto kReopenAfter = std::chrono::seconds(30);
-
-size_t hash_address(const IpAddr& a)
-{
-    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-    for (size_t i = 0; i < a.size(); ++i) {
-        h ^= a.bytes[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 socklen_t to_sockaddr(const IpAddr& a, uint16_t port, sockaddr_storage& ss)
 {
@@ -77,7 +68,12 @@ std::string errno_text(const char* what, int err)
 
 size_t SynProber::FlowHash::operator()(const FlowKey& k) const noexcept
 {
-    return hash_address(k.address) ^ (size_t{k.port} << 16 | k.local_port) * 0x9e3779b97f4a7c15ull;
+    uint64_t lo, hi;
+    std::memcpy(&lo, k.address.bytes.data(), 8);
+    std::memcpy(&hi, k.address.bytes.data() + 8, 8);
+    uint64_t h = lo * 0x9e3779b97f4a7c15ull + hi * 0xc2b2ae3d27d4eb4full +
+                 (uint64_t{k.port} << 16 | k.local_port) * 0x165667b19e3779f9ull;
+    return h ^ (h >> 29) ^ (h >> 47);
 }
 
 /// A SYN waiting for the next flush.
@@ -205,6 +201,12 @@ SynProber::~SynProber() = default;
 
 void SynProber::close()
 {
+    for (auto& e : entries_)
+        if (e.client)
+            e.client->entry_ = 0;
+    entries_.clear();
+    free_.clear();
+    by_flow_.clear();
     timer_.cancel();
     armed_for_.reset();
     deadlines_.clear();
@@ -244,10 +246,9 @@ SynProber::Family* SynProber::family(bool v4, std::string& error)
 }
 
 std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo,
-                                  IpAddr& out)
+                                  TimePoint now, IpAddr& out)
 {
     // Kept per target (no lookup), relearned every kSourceTtl: routes change.
-    const auto now = Clock::now();
     if (memo.source && memo.source->family == dst.family && now - memo.learned < kSourceTtl) {
         out = *memo.source;
         return {};
@@ -271,88 +272,139 @@ std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port,
     return {};
 }
 
-asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl)
+std::optional<ProbeResult> SynProber::start(Client& c, const Target& t, TimePoint now)
 {
-    ctl.begin(t.config.timeout, false);  // the deadline is kept below, not by ctl's timer
-    struct End {
-        ProbeControl& ctl;
-        ~End() { ctl.end(); }
-    } end{ctl};
+    if (c.entry_)
+        cancel(c);
     if (t.tunnel_to)
-        co_return ProbeResult{false, "half-open checks cannot go via tunnel"};
+        return ProbeResult{false, "half-open checks cannot go via tunnel"};
     const IpAddr& dst = t.probe_address();
     const uint16_t port = t.probe_port();
     std::string error;
     Family* fam = family(dst.is_v4(), error);
     if (!fam)
-        co_return ProbeResult{false, std::move(error)};
+        return ProbeResult{false, std::move(error)};
     IpAddr src;
     if (t.source) {
         if (t.source->family != dst.family)
-            co_return ProbeResult{false, "source address " + t.source->str() + " is not of the backend's family"};
+            return ProbeResult{false, "source address " + t.source->str() + " is not of the backend's family"};
         src = *t.source;
-    } else if (auto why = source_for(*fam, dst, port, ctl.memo(), src); !why.empty()) {
-        co_return ProbeResult{false, std::move(why)};
+    } else if (auto why = source_for(*fam, dst, port, c.memo, now, src); !why.empty()) {
+        return ProbeResult{false, std::move(why)};
     }
 
     // A source port with no probe of this backend address and port in flight.
-    Pending p;
-    p.prober = this;
-    p.key = {dst, port, 0};
-    for (size_t i = 0; i < fam->ports.size() && !p.key.local_port; ++i) {
-        uint16_t candidate = fam->ports[fam->next_port++ % fam->ports.size()];
-        p.key.local_port = candidate;
-        if (in_flight_.contains(p.key))
-            p.key.local_port = 0;
+    FlowKey key{dst, port, 0};
+    for (size_t i = 0; i < fam->ports.size() && !key.local_port; ++i) {
+        key.local_port = fam->ports[fam->next_port++ % fam->ports.size()];
+        if (find(key))
+            key.local_port = 0;
     }
-    if (!p.key.local_port)
-        co_return ProbeResult{false, "half-open: every source port has a probe of this backend in flight"};
-    p.isn = lbd_hash_final(counter_++ ^ secret_);  // a bijection: distinct ISNs for 2^32 probes
-    in_flight_.emplace(p.key, &p);
-    queue(*fam, p.key, src, p.isn);
+    if (!key.local_port)
+        return ProbeResult{false, "half-open: every source port has a probe of this backend in flight"};
+    const uint32_t isn = lbd_hash_final(counter_++ ^ secret_);  // a bijection: distinct ISNs for 2^32 probes
+    const uint32_t index = add(key, isn, static_cast<uint32_t>(t.config.timeout.count()), c);
+    queue(*fam, key, src, isn);
     auto& fifo = deadlines_[t.config.timeout];
-    fifo.push_back({std::chrono::steady_clock::now() + t.config.timeout, p.key, p.isn});
+    fifo.push_back({now + t.config.timeout, index, isn});
     if (!armed_for_ || fifo.back().at < *armed_for_)
         arm();
+    return std::nullopt;
+}
 
-    auto guard = ctl.on_stop([&p] { p.stop(false); });  // abort: called from the checker, so resumed later
-    if (!p.done && !ctl.stopping())
+void SynProber::cancel(Client& c)
+{
+    if (c.entry_)
+        remove(c.entry_ - 1);  // its deadline stays queued and finds the entry gone (or another isn)
+}
+
+asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl)
+{
+    ctl.begin(t.config.timeout, false);  // the deadline is kept by the prober, not by ctl's timer
+    struct End {
+        ProbeControl& ctl;
+        ~End() { ctl.end(); }
+    } end{ctl};
+    struct Waiting final : Client {
+        std::optional<ProbeResult> result;
+        std::optional<Waiter> waiter;
+        void syn_result(ProbeResult r) override
+        {
+            result = std::move(r);
+            if (waiter) {
+                auto w = std::move(*waiter);
+                waiter.reset();
+                w();  // from the prober's handlers: runs the coroutine on to its end
+            }
+        }
+    } w;
+    w.memo = ctl.memo();
+    auto failed = start(w, t, Clock::now());
+    ctl.memo() = w.memo;
+    if (failed)
+        co_return std::move(*failed);
+    // Abort: called from the checker's code, so the coroutine is resumed later.
+    auto guard = ctl.on_stop([this, &w] {
+        cancel(w);
+        if (!w.result)
+            w.result = ProbeResult{false, "aborted"};
+        if (w.waiter) {
+            auto waiter = std::move(*w.waiter);
+            w.waiter.reset();
+            asio::post(ex_, std::move(waiter));
+        }
+    });
+    if (!w.result)
         co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-            [&p](Waiter w) { p.waiter.emplace(std::move(w)); }, asio::use_awaitable);
-    if (auto it = in_flight_.find(p.key); it != in_flight_.end() && it->second == &p)
-        in_flight_.erase(it);
-    if (p.done && !p.timed_out)
-        co_return ProbeResult{p.ok, p.reason ? std::string(p.reason) : std::move(p.error)};
-    if (ctl.aborted())
-        co_return ProbeResult{false, "aborted"};
-    co_return ProbeResult{false, detail::timeout_reason(t)};
+            [&w](Waiter waiter) { w.waiter.emplace(std::move(waiter)); }, asio::use_awaitable);
+    cancel(w);
+    co_return std::move(*w.result);
 }
 
-void SynProber::Pending::stop(bool resume_now)
+SynProber::Entry* SynProber::find(const FlowKey& key)
 {
-    if (auto it = prober->in_flight_.find(key); it != prober->in_flight_.end() && it->second == this)
-        prober->in_flight_.erase(it);
-    if (waiter) {
-        auto w = std::move(*waiter);
-        waiter.reset();
-        if (resume_now)
-            w();  // runs the probe's coroutine until it next waits
-        else
-            asio::post(prober->ex_, std::move(w));
+    auto index = by_flow_.find(key, [this](uint32_t i) -> const FlowKey& { return entries_[i].key; });
+    return index ? &entries_[*index] : nullptr;
+}
+
+uint32_t SynProber::add(const FlowKey& key, uint32_t isn, uint32_t timeout_ms, Client& c)
+{
+    uint32_t index;
+    if (!free_.empty()) {
+        index = free_.back();
+        free_.pop_back();
+    } else {
+        index = static_cast<uint32_t>(entries_.size());
+        entries_.emplace_back();
     }
+    entries_[index] = Entry{key, isn, timeout_ms, &c};
+    c.entry_ = index + 1;
+    by_flow_.insert(index, [this](uint32_t i) -> const FlowKey& { return entries_[i].key; });
+    return index;
 }
 
-void SynProber::Pending::finish(bool success, const char* why, bool resume_now)
+SynProber::Client* SynProber::remove(uint32_t index)
 {
-    done = true;
-    ok = success;
-    reason = why;
-    stop(resume_now);
+    Entry& e = entries_[index];
+    Client* c = e.client;
+    if (!c)
+        return nullptr;
+    by_flow_.erase(e.key, [this](uint32_t i) -> const FlowKey& { return entries_[i].key; });
+    c->entry_ = 0;
+    e.client = nullptr;
+    free_.push_back(index);
+    return c;
+}
+
+void SynProber::finish(uint32_t index, ProbeResult r)
+{
+    if (Client* c = remove(index))
+        c->syn_result(std::move(r));
 }
 
 void SynProber::arm()
 {
-    std::optional<std::chrono::steady_clock::time_point> first;
+    std::optional<TimePoint> first;
     for (auto& [timeout, fifo] : deadlines_)
         if (!fifo.empty() && (!first || fifo.front().at < *first))
             first = fifo.front().at;
@@ -370,22 +422,26 @@ void SynProber::arm()
 
 void SynProber::expire()
 {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     expired_.clear();
     for (auto& [timeout, fifo] : deadlines_) {
         while (!fifo.empty() && fifo.front().at <= now) {
             const Deadline& d = fifo.front();
-            if (auto it = in_flight_.find(d.key); it != in_flight_.end() && it->second->isn == d.isn)
-                expired_.push_back(it->second);
+            if (entries_.size() > d.entry && entries_[d.entry].client && entries_[d.entry].isn == d.isn)
+                expired_.emplace_back(d.entry, d.isn);
             fifo.pop_front();
         }
     }
     arm();
-    // Resumed last: a probe resumed here runs on to its next wait.
-    for (Pending* p : expired_) {
-        p->timed_out = true;
-        p->finish(false, nullptr, true);
+    // Told last: a client may start its next probe (and arm again).
+    auto batch = std::move(expired_);
+    for (auto [index, isn] : batch) {
+        const Entry& e = entries_[index];
+        if (!e.client || e.isn != isn)
+            continue;  // cancelled by a client told before it
+        finish(index, ProbeResult{false, "timeout after " + format_duration(std::chrono::milliseconds(e.timeout_ms))});
     }
+    expired_ = std::move(batch);
 }
 
 void SynProber::queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32_t isn)
@@ -443,6 +499,7 @@ void SynProber::flush(Family& fam)
         h.msg_controllen = out[i].control_len;
     }
     const int fd = fam.raw.native_handle();
+    std::vector<std::tuple<uint32_t, uint32_t, int>> failed;  // (entry, isn, errno)
     size_t i = 0;
     while (i < out.size()) {
         const auto n = static_cast<unsigned>(std::min(out.size() - i, kBatch));
@@ -457,22 +514,20 @@ void SynProber::flush(Family& fam)
         if (err == EAGAIN || err == EWOULDBLOCK) {  // the send buffer is full: the rest when there is room
             out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i));
             wait_writable(fam);
-            return;
+            break;
         }
-        // This SYN could not be sent: its probe fails now.
+        // This SYN could not be sent: its probe fails (told below, once `out` is done with).
         const Outgoing& o = out[i];
-        if (auto it = in_flight_.find(o.key); it != in_flight_.end() && it->second->isn == o.isn) {
-            Pending* p = it->second;
-            if (err == ENETUNREACH || err == EHOSTUNREACH) {
-                p->finish(false, "unreachable", false);
-            } else {
-                p->error = errno_text("send", err);
-                p->finish(false, nullptr, false);
-            }
-        }
+        if (const Entry* e = find(o.key); e && e->isn == o.isn)
+            failed.emplace_back(static_cast<uint32_t>(e - entries_.data()), o.isn, err);
         ++i;
     }
-    out.clear();
+    if (!fam.waiting_writable)
+        out.clear();
+    for (auto [index, isn, err] : failed)
+        if (entries_[index].client && entries_[index].isn == isn)
+            finish(index, ProbeResult{false, err == ENETUNREACH || err == EHOSTUNREACH ? std::string("unreachable")
+                                                                                        : errno_text("send", err)});
 }
 
 void SynProber::wait_writable(Family& fam)
@@ -531,10 +586,10 @@ void SynProber::drain(Family& fam)
 
 void SynProber::on_reply(const syn::Reply& r)
 {
-    auto it = in_flight_.find(FlowKey{r.source, r.source_port, r.destination_port});
-    if (it == in_flight_.end() || it->second->isn + 1 != r.ack)
+    const Entry* e = find(FlowKey{r.source, r.source_port, r.destination_port});
+    if (!e || e->isn + 1 != r.ack)
         return;  // not ours, or not for this probe (a late answer to an earlier one)
-    it->second->finish(r.syn_ack, r.syn_ack ? "syn-ack" : "refused", true);
+    finish(static_cast<uint32_t>(e - entries_.data()), ProbeResult{r.syn_ack, r.syn_ack ? "syn-ack" : "refused"});
 }
 
 }  // namespace lbd::health

@@ -12,10 +12,12 @@
 //
 // SYNs of the probes started in one turn of the loop are sent together
 // (sendmmsg, posted once); replies are read with recvmmsg until the socket
-// is empty. A probe waits for its reply without a timer of its own: the
-// prober keeps the deadlines in one FIFO per timeout value (in the order the
-// probes started, so also in the order they expire) behind one timer, armed
-// for the earliest. A reply, the deadline or an abort resumes the probe.
+// is empty. Nothing is allocated per probe: a probe in flight is an entry
+// of a pool, found by its flow through an open-addressing table; its
+// deadline sits in one FIFO per timeout value (in the order the probes
+// started, so also in the order they expire) behind one timer, armed for
+// the earliest. A reply, the deadline or a send error ends the probe and
+// tells its Client, synchronously, from the prober's own handlers.
 #pragma once
 
 #include <utility>  // before Asio: 1.74's awaitable.hpp uses std::exchange without it
@@ -34,9 +36,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "health/index_table.h"
 #include "health/probe.h"
 #include "health/syn_packet.h"
 
@@ -52,15 +54,47 @@ public:
     SynProber(const SynProber&) = delete;
     SynProber& operator=(const SynProber&) = delete;
 
-    /// One half-open probe of t.probe_address():t.probe_port(), bounded by
-    /// t.config.timeout (it begins and ends ctl, without arming ctl's own
-    /// deadline; run_probe calls it); ctl's abort ends it. Results: "syn-ack", "refused",
-    /// "timeout after ...", or why it could not be sent.
+    /// Who started a probe, told its result. At most one probe in flight per
+    /// Client. A Client that goes away with a probe in flight must cancel()
+    /// it first.
+    class Client {
+    public:
+        /// The probe ended: "syn-ack" (ok), "refused", "timeout after ...",
+        /// "unreachable", or why it could not be sent. Called from the
+        /// prober's handlers (never from inside start() or cancel()); the
+        /// Client may start its next probe from here.
+        virtual void syn_result(ProbeResult r) = 0;
+
+        /// What the prober keeps for this client's next probes: our source
+        /// address towards the backend (the route's), and when it was learned.
+        ProbeControl::Memo memo;
+
+    protected:
+        ~Client() = default;
+
+    private:
+        friend class SynProber;
+        uint32_t entry_ = 0;  ///< 1 + index of its pool entry while in flight, else 0
+    };
+
+    /// Starts a half-open probe of t.probe_address():t.probe_port(), bounded
+    /// by t.config.timeout; `now` is its start. nullopt: in flight, its result
+    /// comes through c.syn_result(). Else the result at once (it could not
+    /// be sent: no raw socket, no route, a tunnel target, no free port), and
+    /// nothing is in flight.
+    std::optional<ProbeResult> start(Client& c, const Target& t, TimePoint now);
+    /// Ends c's probe in flight, if any, without a result.
+    void cancel(Client& c);
+    bool in_flight(const Client& c) const { return c.entry_ != 0; }
+
+    /// start() as a coroutine, bounded by ctl: ctl's abort ends it with
+    /// "aborted" (run_probe calls it; it begins and ends ctl without arming
+    /// ctl's own deadline).
     boost::asio::awaitable<ProbeResult> probe(const Target& t, ProbeControl& ctl);
 
     /// Closes the raw sockets (releasing the reserved ports) and the
     /// deadline timer, so nothing of the prober waits on the loop. Probes in
-    /// flight must have been aborted; a later probe opens the sockets again.
+    /// flight must have been cancelled; a later probe opens the sockets again.
     void close();
 
     struct FlowKey {  // a probe in flight: the backend's address and port, and our port
@@ -73,64 +107,62 @@ public:
         size_t operator()(const FlowKey& k) const noexcept;
     };
 
-    /// How a suspended probe is resumed.
-    using Waiter = boost::asio::async_result<boost::asio::use_awaitable_t<>, void()>::handler_type;
-
-    /// A probe waiting for its reply; lives in the probe's frame.
-    struct Pending {
-        SynProber* prober = nullptr;
-        FlowKey key;
-        uint32_t isn = 0;
-        bool done = false;
-        bool ok = false;
-        bool timed_out = false;
-        const char* reason = nullptr;  ///< a static text, else `error`
-        std::string error;
-        std::optional<Waiter> waiter;
-
-        /// No longer in flight; resumes the probe: now (from the prober's
-        /// own handlers), or posted (from anywhere else).
-        void stop(bool resume_now);
-        /// Done with this result, then stop().
-        void finish(bool success, const char* why, bool resume_now);
-    };
-
 private:
     struct Family;
     struct Outgoing;
+    /// How probe()'s coroutine is resumed.
+    using Waiter = boost::asio::async_result<boost::asio::use_awaitable_t<>, void()>::handler_type;
+
+    /// A probe in flight (or a free entry, client == nullptr).
+    struct Entry {
+        FlowKey key;
+        uint32_t isn = 0;
+        uint32_t timeout_ms = 0;
+        Client* client = nullptr;
+    };
 
     boost::asio::any_io_executor ex_;
     uint32_t secret_;
     uint32_t counter_ = 0;
     std::unique_ptr<Family> v4_, v6_;
-    std::unordered_map<FlowKey, Pending*, FlowHash> in_flight_;
+    std::vector<Entry> entries_;
+    std::vector<uint32_t> free_;  ///< indexes of free entries
+    IndexTable<FlowKey, FlowHash> by_flow_;  ///< the entries in flight, by their key
     bool flush_posted_ = false;
 
     struct Deadline {
-        std::chrono::steady_clock::time_point at;
-        FlowKey key;
+        TimePoint at;
+        uint32_t entry = 0;
         uint32_t isn = 0;
     };
     /// Per timeout: the probes in the order they started (and expire).
     std::map<std::chrono::milliseconds, std::deque<Deadline>> deadlines_;
     boost::asio::steady_timer timer_;
-    std::optional<std::chrono::steady_clock::time_point> armed_for_;
-
-    std::vector<Pending*> expired_;
+    std::optional<TimePoint> armed_for_;
+    std::vector<std::pair<uint32_t, uint32_t>> expired_;  ///< (entry, isn)
 
     void arm();
     void expire();
 
     Family* family(bool v4, std::string& error);
     /// Our source address towards dst (the route's), learned through a UDP
-    /// socket's connect() and kept in the target's memo.
-    std::string source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo, IpAddr& out);
+    /// socket's connect() and kept in the client's memo.
+    std::string source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo, TimePoint now,
+                           IpAddr& out);
     void queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32_t isn);
     void flush(Family& fam);
     void wait_writable(Family& fam);
     void wait_readable(Family& fam);
     void drain(Family& fam);
     void on_reply(const syn::Reply& r);
+
+    /// The entry in flight for `key`, else nullptr.
+    Entry* find(const FlowKey& key);
+    uint32_t add(const FlowKey& key, uint32_t isn, uint32_t timeout_ms, Client& c);
+    /// Frees the entry in flight; returns its client (nullptr if it was free).
+    Client* remove(uint32_t index);
+    /// Ends an entry in flight with a result for its client.
+    void finish(uint32_t index, ProbeResult r);
 };
 
 }  // namespace lbd::health

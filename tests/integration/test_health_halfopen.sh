@@ -13,7 +13,10 @@
 #     and no half-open connection (SYN-RECV) is left in the backend: lbd's
 #     kernel resets each SYN-ACK;
 #   - TCP to the backend dropped (tc, ingress of the backend's veth) -> down
-#     with "timeout after 100ms"; the drop removed -> up again;
+#     with "timeout after 100ms"; a reload meanwhile (SIGHUP) that changes
+#     one target's timeout and removes another: the first keeps its state
+#     and times out with the new value, the removed one reports nothing
+#     more; the drop removed -> up again;
 #   - SIGTERM: hc_probe exits (the prober's sockets do not keep the loop);
 #   - without CAP_NET_RAW the probes fail with a reason that says so, and
 #     it is logged once.
@@ -117,15 +120,35 @@ drop_tcp ipv6 2 20
 t0=$(now)
 expect_after 5 "$t0" 'change open4 198\.18\.51\.10:7000 up -> down \(timeout after 100ms\)'
 expect_after 5 "$t0" 'change open6 \[fd00:1b:51::10\]:7000 up -> down \(timeout after 100ms\)'
+
+# A reload while probes wait for their timeouts: open4's timeout changes
+# (its probe in flight is dropped, it keeps its state and is probed with
+# the new one), closed6 goes (its probe in flight is cancelled: no result
+# of it after the reload).
+HC2_PID=$(pgrep -P "$HC2_WRAPPER" -f hc_probe | head -n1)
+[[ -n $HC2_PID ]] || t_fail "no hc_probe process under $HC2_WRAPPER"
+cp "$T_TMP/targets.yaml" "$T_TMP/targets.orig.yaml"
+sed -i -e '/vip: closed6/d' -e '/vip: open4/s/timeout: 100ms/timeout: 150ms/' "$T_TMP/targets.yaml"
+grep -q 'open4.*timeout: 150ms' "$T_TMP/targets.yaml" || t_fail "targets.yaml not edited"
+kill -HUP "$HC2_PID"
+expect 5 ' ready 3$'
+t_reload=$(grep ' ready 3$' "$LOG" | head -n1 | cut -d' ' -f1)
+expect_after 5 "$t_reload" 'probe open4 198\.18\.51\.10:7000 fail timeout after 150ms'
+sleep 0.5
+if awk -v t="$t_reload" '$1 > t' "$LOG" | grep -q 'probe closed6 '; then
+	t_fail "a result of the removed target closed6 after the reload"
+fi
+if awk -v t="$t_reload" '$1 > t' "$LOG" | grep -q 'change open4 '; then
+	t_fail "open4 changed state on a reload that changed only its timeout: $(awk -v t="$t_reload" '$1 > t' "$LOG" | grep 'change open4 ')"
+fi
 ip netns exec "$BE" tc qdisc del dev "ob$S" clsact
 t0=$(now)
 expect_after 5 "$t0" 'change open4 198\.18\.51\.10:7000 down -> up \(syn-ack\)'
 expect_after 5 "$t0" 'change open6 \[fd00:1b:51::10\]:7000 down -> up \(syn-ack\)'
-t_ok "TCP dropped at the backend -> down (timeout after 100ms), IPv4 and IPv6; undropped -> up"
+cp "$T_TMP/targets.orig.yaml" "$T_TMP/targets.yaml"
+t_ok "TCP dropped at the backend -> down (timeout after 100ms), IPv4 and IPv6; a reload meanwhile (timeout changed: state kept, new timeout used; a target removed: no result of it); undropped -> up"
 
 # SIGTERM: the checker stops, the prober closes its sockets, hc_probe exits.
-HC2_PID=$(pgrep -P "$HC2_WRAPPER" -f hc_probe | head -n1)
-[[ -n $HC2_PID ]] || t_fail "no hc_probe process under $HC2_WRAPPER"
 kill -TERM "$HC2_PID"
 for _ in $(seq 50); do kill -0 "$HC2_WRAPPER" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$HC2_WRAPPER" 2>/dev/null && t_fail "hc_probe with half-open checks did not exit within 5 s of SIGTERM"
