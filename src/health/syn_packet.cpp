@@ -81,6 +81,40 @@ SynPacket build_syn(const SynFields& f)
     return p;
 }
 
+SynDatagram build_syn_datagram(const SynFields& f)
+{
+    SynDatagram d;
+    uint8_t* p = d.bytes.data();
+    size_t header;
+    if (f.destination.is_v4()) {
+        header = 20;
+        p[0] = 0x45;  // version 4, 5 words
+        put16(&p[2], static_cast<uint16_t>(header + kSynLength));
+        // ID 0: with DF set nothing reassembles it (the kernel sends TCP's own so)
+        put16(&p[6], 0x4000);  // DF
+        p[8] = 64;             // TTL
+        p[9] = IPPROTO_TCP;
+        std::copy_n(f.source.bytes.begin(), 4, p + 12);
+        std::copy_n(f.destination.bytes.begin(), 4, p + 16);
+        uint32_t sum = sum_words({p, header}, 0);
+        while (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16);
+        put16(&p[10], static_cast<uint16_t>(~sum));
+    } else {
+        header = 40;
+        p[0] = 0x60;  // version 6, traffic class and flow label 0
+        put16(&p[4], static_cast<uint16_t>(kSynLength));
+        p[6] = IPPROTO_TCP;
+        p[7] = 64;  // hop limit
+        std::copy_n(f.source.bytes.begin(), 16, p + 8);
+        std::copy_n(f.destination.bytes.begin(), 16, p + 24);
+    }
+    const SynPacket syn = build_syn(f);
+    std::copy(syn.begin(), syn.end(), p + header);
+    d.size = header + kSynLength;
+    return d;
+}
+
 std::optional<Reply> parse_tcp(std::span<const uint8_t> s, const IpAddr& source)
 {
     if (s.size() < kTcpHeader)

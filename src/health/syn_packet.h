@@ -39,6 +39,17 @@ uint16_t tcp_checksum(const IpAddr& source, const IpAddr& destination, std::span
 /// for IPv6), checksum filled in.
 SynPacket build_syn(const SynFields& f);
 
+/// The SYN behind its IP header, as a raw socket with IP_HDRINCL /
+/// IPV6_HDRINCL sends it: IPv4 (20 bytes: DF, ID 0, TTL 64, header
+/// checksum filled in) or IPv6 (40 bytes: hop limit 64, flow label 0) by
+/// the addresses' family.
+struct SynDatagram {
+    std::array<uint8_t, 40 + kSynLength> bytes{};
+    size_t size = 0;
+    std::span<const uint8_t> data() const { return {bytes.data(), size}; }
+};
+SynDatagram build_syn_datagram(const SynFields& f);
+
 /// What a reply says.
 struct Reply {
     IpAddr source;  ///< the backend

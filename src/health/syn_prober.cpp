@@ -82,9 +82,7 @@ struct SynProber::Outgoing {
     uint32_t isn = 0;
     sockaddr_storage to{};
     socklen_t to_len = 0;
-    alignas(cmsghdr) std::array<uint8_t, CMSG_SPACE(sizeof(in6_pktinfo))> control{};
-    size_t control_len = 0;
-    syn::SynPacket packet{};
+    syn::SynDatagram packet;  // with its IP header (IP_HDRINCL / IPV6_HDRINCL)
 };
 
 struct SynProber::Family {
@@ -150,10 +148,11 @@ struct SynProber::Family {
             ports.push_back(ntohs(v4 ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                      : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
         }
-        if (v4) {  // DF, as TCP sets it; the kernel then gives the packets IP ID 0 instead of hashing one
-            int pmtu = IP_PMTUDISC_DO;
-            ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
-        }
+        // We write the IP header: the kernel then skips building one per
+        // packet (ip_append_data), and the source address is ours to set.
+        int one = 1;
+        if (::setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_HDRINCL : IPV6_HDRINCL, &one, sizeof one) != 0)
+            return errno_text(v4 ? "IP_HDRINCL" : "IPV6_HDRINCL", errno);
         auto filter = syn::reply_filter(ports, v4);
         sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
         if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
@@ -245,28 +244,48 @@ SynProber::Family* SynProber::family(bool v4, std::string& error)
     return fam.get();
 }
 
-std::string SynProber::source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo,
-                                  TimePoint now, IpAddr& out)
+std::string SynProber::source_for(Family& fam, const Target& t, ProbeControl::Memo& memo, TimePoint now, IpAddr& out)
 {
-    // Kept per target (no lookup), relearned every kSourceTtl: routes change.
-    if (memo.source && memo.source->family == dst.family && now - memo.learned < kSourceTtl) {
+    const IpAddr& dst = t.probe_address();
+    // Kept per target (no lookup), checked again every kSourceTtl: routes
+    // and addresses change.
+    if (memo.source && memo.source->family == dst.family && now - memo.learned < kSourceTtl &&
+        (!t.source || *t.source == *memo.source)) {
         out = *memo.source;
         return {};
     }
-    // connect() on a UDP socket sends nothing: it only picks the route, and
-    // with it our source address.
     sockaddr_storage ss{};
-    socklen_t len = to_sockaddr(dst, port, ss);
-    if (::connect(fam.udp, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-        int err = errno;
-        if (err == ENETUNREACH || err == EHOSTUNREACH)
-            return "unreachable";
-        return errno_text("finding the source address", err);
+    socklen_t len = 0;
+    if (t.source) {
+        // The SYN carries whatever source we write: make sure it is one of
+        // ours (else the answers go elsewhere and the probe only times out).
+        if (t.source->family != dst.family)
+            return "source address " + t.source->str() + " is not of the backend's family";
+        const int s = ::socket(dst.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            return errno_text("socket", errno);
+        len = to_sockaddr(*t.source, 0, ss);
+        const int rc = ::bind(s, reinterpret_cast<sockaddr*>(&ss), len);
+        const int err = errno;
+        ::close(s);
+        if (rc != 0)
+            return "bind " + t.source->str() + ": " + std::strerror(err);
+        out = *t.source;
+    } else {
+        // connect() on a UDP socket sends nothing: it only picks the route,
+        // and with it our source address.
+        len = to_sockaddr(dst, t.probe_port(), ss);
+        if (::connect(fam.udp, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+            int err = errno;
+            if (err == ENETUNREACH || err == EHOSTUNREACH)
+                return "unreachable";
+            return errno_text("finding the source address", err);
+        }
+        len = sizeof ss;
+        if (::getsockname(fam.udp, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+            return errno_text("finding the source address", errno);
+        out = from_sockaddr(ss);
     }
-    len = sizeof ss;
-    if (::getsockname(fam.udp, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-        return errno_text("finding the source address", errno);
-    out = from_sockaddr(ss);
     memo.source = out;
     memo.learned = now;
     return {};
@@ -285,13 +304,8 @@ std::optional<ProbeResult> SynProber::start(Client& c, const Target& t, TimePoin
     if (!fam)
         return ProbeResult{false, std::move(error)};
     IpAddr src;
-    if (t.source) {
-        if (t.source->family != dst.family)
-            return ProbeResult{false, "source address " + t.source->str() + " is not of the backend's family"};
-        src = *t.source;
-    } else if (auto why = source_for(*fam, dst, port, c.memo, now, src); !why.empty()) {
+    if (auto why = source_for(*fam, t, c.memo, now, src); !why.empty())
         return ProbeResult{false, std::move(why)};
-    }
 
     // A source port with no probe of this backend address and port in flight.
     FlowKey key{dst, port, 0};
@@ -450,25 +464,7 @@ void SynProber::queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32
     o.key = key;
     o.isn = isn;
     o.to_len = to_sockaddr(key.address, 0, o.to);  // a raw socket's port must be 0 (IPv6: or the protocol)
-    o.packet = syn::build_syn({src, key.address, key.local_port, key.port, isn});
-    auto* c = reinterpret_cast<cmsghdr*>(o.control.data());
-    if (fam.v4) {
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-        in_pktinfo info{};
-        std::memcpy(&info.ipi_spec_dst, src.bytes.data(), 4);
-        std::memcpy(CMSG_DATA(c), &info, sizeof info);
-        o.control_len = CMSG_SPACE(sizeof(in_pktinfo));
-    } else {
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-        in6_pktinfo info{};
-        std::memcpy(&info.ipi6_addr, src.bytes.data(), 16);
-        std::memcpy(CMSG_DATA(c), &info, sizeof info);
-        o.control_len = CMSG_SPACE(sizeof(in6_pktinfo));
-    }
+    o.packet = syn::build_syn_datagram({src, key.address, key.local_port, key.port, isn});
     if (!flush_posted_) {
         flush_posted_ = true;
         asio::post(ex_, [w = weak_from_this()] {
@@ -488,15 +484,13 @@ void SynProber::flush(Family& fam)
     fam.send_msgs.resize(out.size());
     fam.send_iov.resize(out.size());
     for (size_t i = 0; i < out.size(); ++i) {
-        fam.send_iov[i] = {out[i].packet.data(), out[i].packet.size()};
+        fam.send_iov[i] = {out[i].packet.bytes.data(), out[i].packet.size};
         auto& h = fam.send_msgs[i].msg_hdr;
         h = {};
         h.msg_name = &out[i].to;
         h.msg_namelen = out[i].to_len;
         h.msg_iov = &fam.send_iov[i];
         h.msg_iovlen = 1;
-        h.msg_control = out[i].control.data();
-        h.msg_controllen = out[i].control_len;
     }
     const int fd = fam.raw.native_handle();
     std::vector<std::tuple<uint32_t, uint32_t, int>> failed;  // (entry, isn, errno)

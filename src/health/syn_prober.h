@@ -145,10 +145,10 @@ private:
     void expire();
 
     Family* family(bool v4, std::string& error);
-    /// Our source address towards dst (the route's), learned through a UDP
-    /// socket's connect() and kept in the client's memo.
-    std::string source_for(Family& fam, const IpAddr& dst, uint16_t port, ProbeControl::Memo& memo, TimePoint now,
-                           IpAddr& out);
+    /// Our source address towards the target: its `source` (checked to be
+    /// one of ours), else the one the route to it gives (learned through a
+    /// UDP socket's connect()); kept in the client's memo for kSourceTtl.
+    std::string source_for(Family& fam, const Target& t, ProbeControl::Memo& memo, TimePoint now, IpAddr& out);
     void queue(Family& fam, const FlowKey& key, const IpAddr& src, uint32_t isn);
     void flush(Family& fam);
     void wait_writable(Family& fam);

@@ -8,7 +8,8 @@
 #
 # Checks:
 #   - a listening port is up with reason "syn-ack", a closed one down with
-#     "refused" (IPv4 and IPv6);
+#     "refused" (IPv4 and IPv6); with a `source` of ours up, with one that
+#     is not down ("bind ...: Cannot assign requested address");
 #   - no connection is ever made: the listener's accept queue stays empty,
 #     and no half-open connection (SYN-RECV) is left in the backend: lbd's
 #     kernel resets each SYN-ACK;
@@ -61,6 +62,8 @@ cat >"$T_TMP/targets.yaml" <<-YAML
 	  - {vip: open6, address: "fd00:1b:51::10", port: 7000, health: {type: tcp, half_open: true, interval: 200ms, timeout: 100ms, unhealthy_threshold: 2, healthy_threshold: 2}}
 	  - {vip: closed4, address: 198.18.51.10, port: 7001, health: {type: tcp, half_open: true, interval: 200ms, timeout: 100ms}}
 	  - {vip: closed6, address: "fd00:1b:51::10", port: 7001, health: {type: tcp, half_open: true, interval: 200ms, timeout: 100ms}}
+	  - {vip: src4, address: 198.18.51.10, port: 7000, source: 198.18.51.1, health: {type: tcp, half_open: true, interval: 200ms, timeout: 100ms}}
+	  - {vip: badsrc4, address: 198.18.51.10, port: 7000, source: 198.18.99.99, health: {type: tcp, half_open: true, interval: 200ms, timeout: 100ms}}
 YAML
 t_bg "$HCNS" hc-stderr sh -c "exec timeout 100 '$HC' --probes '$T_TMP/targets.yaml' >'$T_TMP/hc.log'"
 HC_WRAPPER=$T_LAST_PID
@@ -79,8 +82,10 @@ expect 10 'change open4 198\.18\.51\.10:7000 unknown -> up \(syn-ack\)'
 expect 10 'change open6 \[fd00:1b:51::10\]:7000 unknown -> up \(syn-ack\)'
 expect 10 'change closed4 198\.18\.51\.10:7001 unknown -> down \(refused\)'
 expect 10 'change closed6 \[fd00:1b:51::10\]:7001 unknown -> down \(refused\)'
+expect 10 'change src4 198\.18\.51\.10:7000 unknown -> up \(syn-ack\)'
+expect 10 'change badsrc4 198\.18\.51\.10:7000 unknown -> down \(bind 198\.18\.99\.99: Cannot assign requested address\)'
 t_log_has hc-stderr 'half-open tcp checks \(IPv4\): raw socket open' || t_fail "no raw socket opened for IPv4"
-t_ok "listening port up (syn-ack), closed port down (refused), IPv4 and IPv6"
+t_ok "listening port up (syn-ack), closed port down (refused), IPv4 and IPv6; a source of ours up, one not ours down (bind ...)"
 
 # ------------------------------------------------- nothing left behind
 sleep 1 # ~5 more probes of each target
@@ -131,8 +136,8 @@ cp "$T_TMP/targets.yaml" "$T_TMP/targets.orig.yaml"
 sed -i -e '/vip: closed6/d' -e '/vip: open4/s/timeout: 100ms/timeout: 150ms/' "$T_TMP/targets.yaml"
 grep -q 'open4.*timeout: 150ms' "$T_TMP/targets.yaml" || t_fail "targets.yaml not edited"
 kill -HUP "$HC2_PID"
-expect 5 ' ready 3$'
-t_reload=$(grep ' ready 3$' "$LOG" | head -n1 | cut -d' ' -f1)
+expect 5 ' ready 5$'
+t_reload=$(grep ' ready 5$' "$LOG" | head -n1 | cut -d' ' -f1)
 expect_after 5 "$t_reload" 'probe open4 198\.18\.51\.10:7000 fail timeout after 150ms'
 sleep 0.5
 if awk -v t="$t_reload" '$1 > t' "$LOG" | grep -q 'probe closed6 '; then

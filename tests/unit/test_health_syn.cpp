@@ -115,6 +115,43 @@ TEST(HealthSyn, Ipv6SynGoldenBytes)
     EXPECT_EQ(tcp_checksum(ip("fd00:1b:50::1"), ip("fd00:1b:50::10"), p), 0);
 }
 
+TEST(HealthSyn, Ipv4DatagramIsTheSynBehindAValidHeader)
+{
+    const SynFields f{ip("198.18.0.1"), ip("198.18.2.10"), 40000, 80, 0x01020304};
+    auto d = build_syn_datagram(f);
+    ASSERT_EQ(d.size, 44u);
+    const std::array<uint8_t, 20> want{0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06,
+                                       0x00, 0x00, 198,  18,   0,    1,    198,  18,   2,    10};
+    auto check = uint16_t(d.bytes[10] << 8 | d.bytes[11]);
+    auto header = d.bytes;
+    header[10] = header[11] = 0;
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), header.begin()));
+    // The header checksum: the one's complement sum of the header with it is 0xffff.
+    uint32_t sum = 0;
+    for (size_t i = 0; i < 20; i += 2)
+        sum += uint32_t(d.bytes[i] << 8 | d.bytes[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    EXPECT_EQ(sum, 0xffffu);
+    EXPECT_NE(check, 0);
+    auto syn = build_syn(f);
+    EXPECT_TRUE(std::equal(syn.begin(), syn.end(), d.bytes.begin() + 20));
+    EXPECT_FALSE(parse_ipv4(d.data()));  // well formed, but a SYN is not an answer
+}
+
+TEST(HealthSyn, Ipv6DatagramIsTheSynBehindItsHeader)
+{
+    const SynFields f{ip("fd00:1b:50::1"), ip("fd00:1b:50::10"), 51234, 8080, 0xdeadbeef};
+    auto d = build_syn_datagram(f);
+    ASSERT_EQ(d.size, 64u);
+    const std::array<uint8_t, 8> want{0x60, 0, 0, 0, 0x00, 24, 6, 64};
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), d.bytes.begin()));
+    EXPECT_TRUE(std::equal(d.bytes.begin() + 8, d.bytes.begin() + 24, ip("fd00:1b:50::1").bytes.begin()));
+    EXPECT_TRUE(std::equal(d.bytes.begin() + 24, d.bytes.begin() + 40, ip("fd00:1b:50::10").bytes.begin()));
+    auto syn = build_syn(f);
+    EXPECT_TRUE(std::equal(syn.begin(), syn.end(), d.bytes.begin() + 40));
+}
+
 TEST(HealthSyn, ChecksumOfOddLength)
 {
     // 3 bytes are the words 0x0102 and 0x0300; the pseudo header of
