@@ -225,6 +225,8 @@ asio::awaitable<void> run_one(std::shared_ptr<HealthChecker::Core> core, std::sh
                               std::shared_ptr<const Target> target, std::shared_ptr<ProbeControl> ctl,
                               uint64_t generation)
 {
+    if (s->generation == generation)
+        s->started = Clock::now();  // co_spawn runs it after start() returned: when its I/O begins
     ProbeResult r = co_await run_probe(*target, *ctl, core->env);
     core->complete(*s, generation, std::move(r));
 }
