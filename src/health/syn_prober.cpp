@@ -196,7 +196,10 @@ SynProber::SynProber(const asio::any_io_executor& ex, uint64_t secret)
 {
 }
 
-SynProber::~SynProber() = default;
+SynProber::~SynProber()
+{
+    close();  // clients still holding a probe (a coroutine frame destroyed later) see none
+}
 
 void SynProber::close()
 {
@@ -352,6 +355,11 @@ asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl
             }
         }
     } w;
+    struct Cancel {  // also when the frame is destroyed unresumed (its loop went away)
+        SynProber& prober;
+        Client& client;
+        ~Cancel() { prober.cancel(client); }
+    } cancel_on_exit{*this, w};
     w.memo = ctl.memo();
     auto failed = start(w, t, Clock::now());
     ctl.memo() = w.memo;
@@ -371,7 +379,6 @@ asio::awaitable<ProbeResult> SynProber::probe(const Target& t, ProbeControl& ctl
     if (!w.result)
         co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
             [&w](Waiter waiter) { w.waiter.emplace(std::move(waiter)); }, asio::use_awaitable);
-    cancel(w);
     co_return std::move(*w.result);
 }
 
