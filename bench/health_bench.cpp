@@ -284,7 +284,9 @@ int main(int argc, char** argv)
     t.add({"failed probes", std::to_string(failed), "0"});
     t.print();
     std::printf("  CPU: the prober's (pinned to CPU 0) getrusage; the backends' side of each handshake runs on\n"
-                "  CPU 1 (server pinned there, RPS on its veth end) and is not in it.%s\n%s at the end\n",
+                "  CPU 1 (server pinned there, RPS on its veth end) and is not in it.%s The user/system split\n"
+                "  is sampled per tick where the kernel has no fine-grained accounting: then only the sum is exact.\n"
+                "%s at the end\n",
                 cpus > 1 ? "" : " (one CPU only: it is in it here)", lbb::load_line().c_str());
 
     bool ok = true;
