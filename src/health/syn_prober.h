@@ -85,7 +85,6 @@ public:
     std::optional<ProbeResult> start(Client& c, const Target& t, TimePoint now);
     /// Ends c's probe in flight, if any, without a result.
     void cancel(Client& c);
-    bool in_flight(const Client& c) const { return c.entry_ != 0; }
 
     /// start() as a coroutine, bounded by ctl: ctl's abort ends it with
     /// "aborted" (run_probe calls it; it begins and ends ctl without arming
