@@ -104,7 +104,7 @@ struct SynProber::Family {
     std::vector<Outgoing> out;
     bool waiting_writable = false;
     std::string open_error;
-    std::chrono::steady_clock::time_point retry_at{};
+    TimePoint retry_at{};
 
     // Reused for each sendmmsg / recvmmsg.
     std::vector<mmsghdr> send_msgs;
@@ -216,10 +216,9 @@ void SynProber::close()
     v6_.reset();
 }
 
-SynProber::Family* SynProber::family(bool v4, std::string& error)
+SynProber::Family* SynProber::family(bool v4, TimePoint now, std::string& error)
 {
     auto& fam = v4 ? v4_ : v6_;
-    const auto now = std::chrono::steady_clock::now();
     if (fam && fam->open_error.empty())
         return fam.get();
     if (fam && now < fam->retry_at) {
@@ -303,7 +302,7 @@ std::optional<ProbeResult> SynProber::start(Client& c, const Target& t, TimePoin
     const IpAddr& dst = t.probe_address();
     const uint16_t port = t.probe_port();
     std::string error;
-    Family* fam = family(dst.is_v4(), error);
+    Family* fam = family(dst.is_v4(), now, error);
     if (!fam)
         return ProbeResult{false, std::move(error)};
     IpAddr src;

@@ -143,7 +143,9 @@ private:
     void arm();
     void expire();
 
-    Family* family(bool v4, std::string& error);
+    /// The family's sockets, opened on first use (and again kReopenAfter
+    /// a failure); nullptr and `error` when they cannot be.
+    Family* family(bool v4, TimePoint now, std::string& error);
     /// Our source address towards the target: its `source` (checked to be
     /// one of ours), else the one the route to it gives (learned through a
     /// UDP socket's connect()); kept in the client's memo for kSourceTtl.
